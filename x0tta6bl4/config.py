@@ -1,0 +1,312 @@
+"""One configuration for the whole app; every capability is a feature flag here.
+
+Values come from four layers, later ones winning: the defaults below, an
+optional TOML or YAML file (``--config FILE`` or ``X0_CONFIG``), environment
+variables ``X0_<SECTION>__<FIELD>`` (``X0_MESH__BYZANTINE=false``) and CLI
+overrides (``--set mesh.byzantine=false``).  :func:`load_settings` merges them
+and :func:`describe_settings` tells which layer each value came from.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from x0tta6bl4.errors import ConfigError
+
+__all__ = [
+    "EbpfSettings",
+    "IdentitySettings",
+    "LogSettings",
+    "MeshSettings",
+    "MetricsSettings",
+    "MlSettings",
+    "PaymentsSettings",
+    "RaySettings",
+    "SettingSource",
+    "Settings",
+    "StorefrontSettings",
+    "SupervisorSettings",
+    "describe_settings",
+    "load_settings",
+    "parse_overrides",
+]
+
+ENV_PREFIX = "X0_"
+ENV_NESTED_DELIMITER = "__"
+CONFIG_FILE_ENV = "X0_CONFIG"
+
+
+def default_data_dir() -> Path:
+    """Where state (SQLite files, checkpoints, keys) lives when not configured."""
+    return Path(os.environ.get("XDG_STATE_HOME", Path.home() / ".local" / "state")) / "x0tta6bl4"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class LogSettings(_Section):
+    format: Literal["auto", "json", "console"] = "auto"
+    """``auto`` prints readable lines on a terminal and JSON otherwise."""
+    level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+class RaySettings(_Section):
+    address: str | None = None
+    """Address of a running cluster (``ray://host:10001`` or ``auto``); None starts a local Ray."""
+    namespace: str = "x0tta6bl4"
+    dashboard: bool = True
+    dashboard_port: int = Field(8265, ge=1, le=65535)
+    num_cpus: int | None = Field(None, ge=1)
+    """CPUs a local Ray may use; None lets Ray count them."""
+
+
+class MetricsSettings(_Section):
+    enabled: bool = True
+    port: int = Field(9464, ge=0, le=65535)
+    """Prometheus exporter port on the driver; 0 picks a free port."""
+
+
+class MeshSettings(_Section):
+    enabled: bool = True
+    backend: Literal["auto", "netns", "host", "sim"] = "auto"
+    """``auto``: network namespaces when root, the in-process simulator otherwise."""
+    topology: Literal["ring", "grid", "ring_chords", "waxman"] = "ring_chords"
+    nodes: int = Field(6, ge=2, le=100_000)
+    seed: int = 1
+    probe_interval_s: float = Field(0.02, gt=0, le=60)
+    miss_threshold: int = Field(3, ge=1, le=100)
+    """Missed probes in a row after which a link counts as down."""
+    byzantine: bool = True
+    """Sign beacons and advertisements; drop forged, replayed and unconfirmed ones."""
+    pqc_beacons: bool = False
+    """Sign with ML-DSA in addition to Ed25519."""
+    failover: bool = True
+    """Keep kernel routes when a MeshNode actor restarts, and adopt them."""
+
+
+class SupervisorSettings(_Section):
+    enabled: bool = True
+    interval_s: float = Field(1.0, gt=0, le=3600)
+    max_queued_batches: int = Field(256, ge=1)
+
+
+class EbpfSettings(_Section):
+    enabled: bool = True
+    """Load eBPF programs where bcc and privileges allow; ``doctor`` says why not."""
+    interval_s: float = Field(1.0, ge=0.1, le=60)
+
+
+class MlSettings(_Section):
+    enabled: bool = True
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+
+class PaymentsSettings(_Section):
+    enabled: bool = False
+    trongrid_api_key: SecretStr = SecretStr("")
+    toncenter_api_key: SecretStr = SecretStr("")
+
+
+class StorefrontSettings(_Section):
+    enabled: bool = False
+    bot_token: SecretStr = SecretStr("")
+    admin_ids: list[int] = Field(default_factory=list)
+
+
+class IdentitySettings(_Section):
+    spiffe: bool = False
+    """Fetch and renew SVIDs from the SPIFFE Workload API."""
+
+
+class Settings(BaseSettings):
+    """The effective configuration of one x0tta6bl4 process."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter=ENV_NESTED_DELIMITER,
+        extra="forbid",
+        validate_assignment=True,
+    )
+
+    data_dir: Path = Field(default_factory=default_data_dir)
+    log: LogSettings = Field(default_factory=LogSettings)
+    ray: RaySettings = Field(default_factory=RaySettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    mesh: MeshSettings = Field(default_factory=MeshSettings)
+    supervisor: SupervisorSettings = Field(default_factory=SupervisorSettings)
+    ebpf: EbpfSettings = Field(default_factory=EbpfSettings)
+    ml: MlSettings = Field(default_factory=MlSettings)
+    payments: PaymentsSettings = Field(default_factory=PaymentsSettings)
+    storefront: StorefrontSettings = Field(default_factory=StorefrontSettings)
+    identity: IdentitySettings = Field(default_factory=IdentitySettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings)
+
+
+SettingSource = Literal["default", "file", "env", "cli"]
+
+
+@dataclass(frozen=True)
+class SettingValue:
+    """One leaf of the effective configuration, for ``config show``."""
+
+    key: str
+    value: Any
+    source: SettingSource
+    secret: bool
+
+
+def parse_overrides(pairs: list[str]) -> dict[str, Any]:
+    """Turn ``["mesh.nodes=8", ...]`` into a nested dict (values stay strings)."""
+    result: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(
+                f"override {pair!r} is not of the form key=value",
+                fix="write it like --set mesh.nodes=8",
+            )
+        _set_path(result, key.strip().split("."), value)
+    return result
+
+
+def load_settings(
+    config_file: Path | str | None = None, overrides: dict[str, Any] | None = None
+) -> Settings:
+    """Merge defaults, file, environment and overrides into validated settings."""
+    layers = _read_layers(config_file, overrides or {})
+    merged: dict[str, Any] = {}
+    for name in ("file", "env", "cli"):
+        _deep_merge(merged, layers[name])
+    try:
+        return Settings(**merged)
+    except ValidationError as exc:
+        raise _config_error(exc) from exc
+
+
+def describe_settings(
+    config_file: Path | str | None = None, overrides: dict[str, Any] | None = None
+) -> list[SettingValue]:
+    """Every leaf setting with its effective value and the layer it came from."""
+    layers = _read_layers(config_file, overrides or {})
+    settings = load_settings(config_file, overrides)
+    rows = []
+    for key, value in _flatten(settings):
+        path = key.split(".")
+        source: SettingSource = "default"
+        for name in ("cli", "env", "file"):
+            if _has_path(layers[name], path):
+                source = name  # type: ignore[assignment]
+                break
+        secret = isinstance(value, SecretStr)
+        shown = (
+            ("***" if value.get_secret_value() else "") if isinstance(value, SecretStr) else value
+        )
+        rows.append(SettingValue(key, shown, source, secret))
+    return rows
+
+
+def _read_layers(config_file: Path | str | None, cli: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    path = config_file or os.environ.get(CONFIG_FILE_ENV) or None
+    env = EnvSettingsSource(
+        Settings, env_prefix=ENV_PREFIX, env_nested_delimiter=ENV_NESTED_DELIMITER
+    )()
+    return {"file": _read_file(Path(path)) if path else {}, "env": env, "cli": cli}
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError(
+            f"config file {path} does not exist",
+            fix=f"create it, or unset {CONFIG_FILE_ENV} / drop --config",
+        )
+    text = path.read_text(encoding="utf-8")
+    try:
+        if path.suffix == ".toml":
+            data = tomllib.loads(text)
+        elif path.suffix in (".yaml", ".yml"):
+            data = yaml.safe_load(text) or {}
+        else:
+            raise ConfigError(
+                f"config file {path} must end in .toml, .yaml or .yml",
+                fix="rename it to say which format it is in",
+            )
+    except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
+        raise ConfigError(f"config file {path} is not valid: {exc}", fix="fix its syntax") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a table of sections", fix="see README")
+    return data
+
+
+def _config_error(exc: ValidationError) -> ConfigError:
+    problems = []
+    for err in exc.errors():
+        key = ".".join(str(part) for part in err["loc"])
+        env_name = ENV_PREFIX + ENV_NESTED_DELIMITER.join(str(p) for p in err["loc"]).upper()
+        got = f" (got {err['input']!r})" if err["type"] != "missing" else ""
+        problems.append(f"{key}: {err['msg']}{got}")
+        fix_hint = f"correct `{key}` in the config file, {env_name}, or --set {key}=..."
+        if err["type"] == "extra_forbidden":
+            fix_hint = f"`{key}` is not a setting; remove it (see `x0tta6bl4 config show`)"
+    return ConfigError(
+        "invalid configuration: " + "; ".join(problems),
+        fix=fix_hint if len(problems) == 1 else "correct each setting named above",
+        keys=[".".join(str(p) for p in e["loc"]) for e in exc.errors()],
+    )
+
+
+def _flatten(model: BaseModel, prefix: str = "") -> list[tuple[str, Any]]:
+    rows: list[tuple[str, Any]] = []
+    for name in type(model).model_fields:
+        value = getattr(model, name)
+        key = f"{prefix}{name}"
+        if isinstance(value, BaseModel):
+            rows.extend(_flatten(value, key + "."))
+        else:
+            rows.append((key, value))
+    return rows
+
+
+def _set_path(target: dict[str, Any], path: list[str], value: Any) -> None:
+    for part in path[:-1]:
+        target = target.setdefault(part, {})
+    target[path[-1]] = value
+
+
+def _has_path(data: dict[str, Any], path: list[str]) -> bool:
+    for part in path:
+        if not isinstance(data, dict) or part not in data:
+            return False
+        data = data[part]
+    return True
+
+
+def _deep_merge(target: dict[str, Any], update: dict[str, Any]) -> None:
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(target.get(key), dict):
+            _deep_merge(target[key], value)
+        else:
+            target[key] = value

@@ -1,0 +1,1 @@
+"""Operations: health checks (doctor), metrics export, deployment helpers."""

@@ -1,0 +1,78 @@
+"""Python SDK: ``mesh = x0tta6bl4.connect()`` and script the platform.
+
+The :class:`Mesh` handle is the one door for scripts; each capability adds
+its part of the handle (topology, faults, incidents, what-if, payments) as it
+lands.  Example::
+
+    import x0tta6bl4 as x0
+
+    with x0.connect() as mesh:          # starts a local Ray, or joins `address`
+        print(mesh.info.dashboard_url)
+        print(mesh.actors())            # named actors in the x0tta6bl4 namespace
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from x0tta6bl4.actors.runtime import RayInfo, ensure_ray, shutdown_ray
+from x0tta6bl4.config import Settings, load_settings
+
+__all__ = ["Mesh", "connect"]
+
+
+class Mesh:
+    """A connection to an x0tta6bl4 deployment on Ray."""
+
+    def __init__(self, settings: Settings, info: RayInfo) -> None:
+        self.settings = settings
+        self.info = info
+
+    def actors(self) -> list[dict[str, Any]]:
+        """The live named actors of this deployment (name, class, state, node)."""
+        from ray.util.state import list_actors
+
+        rows = list_actors(
+            filters=[("ray_namespace", "=", self.info.namespace), ("state", "=", "ALIVE")],
+            raise_on_missing_output=False,
+        )
+        return [
+            {"name": a.name, "class": a.class_name, "state": a.state, "node": a.node_id}
+            for a in rows
+            if a.name
+        ]
+
+    def close(self) -> None:
+        """Disconnect; a local Ray started by :func:`connect` is stopped."""
+        if self.info.started_here:
+            shutdown_ray()
+
+    def __enter__(self) -> Mesh:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Mesh(address={self.info.address!r}, namespace={self.info.namespace!r})"
+
+
+def connect(
+    address: str | None = None,
+    *,
+    settings: Settings | None = None,
+    config_file: Path | str | None = None,
+) -> Mesh:
+    """Start or attach to Ray and return a :class:`Mesh` handle.
+
+    Args:
+        address: a running cluster (``auto``, ``ray://head:10001``); None uses
+            ``ray.address`` from the configuration, and starts a local Ray when
+            that is unset too.
+        settings: use these settings instead of loading them.
+        config_file: a TOML/YAML file to load settings from.
+    """
+    settings = settings or load_settings(config_file)
+    info = ensure_ray(settings.ray, address)
+    return Mesh(settings, info)
