@@ -1,0 +1,1 @@
+"""The mesh: topology model, node backends, link probing, routing (no Ray here)."""
