@@ -125,6 +125,45 @@ class StorefrontSettings(_Section):
     enabled: bool = False
     bot_token: SecretStr = SecretStr("")
     admin_ids: list[int] = Field(default_factory=list)
+    """Telegram user ids of the owners: /stats, sale and suspicious-payment notices."""
+    api_base_url: str = "https://api.telegram.org"
+    """Bot API server (a local Bot API server, or a fake one in tests)."""
+    products_file: Path | None = None
+    """TOML catalog of plans; None uses the one shipped in x0tta6bl4/storefront/products.toml."""
+    currencies: list[Literal["usdt_trc20", "ton", "usdt_ton"]] = Field(
+        default_factory=lambda: ["usdt_trc20", "ton", "usdt_ton"], min_length=1
+    )
+    """Currencies offered to buyers, in button order."""
+    support_contact: str = ""
+    """Shown by /support (e.g. @shop_support or an e-mail address)."""
+    state_db: Path | None = None
+    """SQLite file for FSM and invoice state; None: <data_dir>/storefront/bot.sqlite3."""
+    join_key_file: Path | None = None
+    """Ed25519 key signing join credentials; None: <data_dir>/storefront/join_key.pem."""
+    check_cooldown_s: float = Field(10.0, ge=0, le=3600)
+    """Minimum time between two chain checks of one order from the "Check payment" button."""
+    user_rate_per_min: int = Field(30, ge=1, le=10_000)
+    """Updates per minute one user may send before being asked to slow down."""
+    user_burst: int = Field(10, ge=1, le=10_000)
+    """Updates one user may send at once before the per-minute rate applies."""
+    countdown_interval_s: float = Field(60.0, ge=1, le=3600)
+    """How often open invoices are edited to show the time left."""
+    reconcile_interval_s: float = Field(30.0, ge=0.1, le=3600)
+    """How often open invoices are compared with the ledger (catches missed events)."""
+    polling_timeout_s: int = Field(25, ge=0, le=50)
+    """Long-polling wait of getUpdates."""
+    api_retries: int = Field(5, ge=0, le=20)
+    """Retries of a Bot API call after 429 (retry_after), 5xx or network errors."""
+    api_backoff_max_s: float = Field(30.0, gt=0, le=600)
+    """Longest wait between two retries of a Bot API call."""
+    webhook_url: str = ""
+    """Public HTTPS URL for Telegram to post updates to; empty uses long polling."""
+    webhook_host: str = "127.0.0.1"
+    """Address the webhook server listens on (behind a TLS-terminating proxy)."""
+    webhook_port: int = Field(8443, ge=0, le=65535)
+    """Port the webhook server listens on; 0 picks a free one."""
+    webhook_secret: SecretStr = SecretStr("")
+    """Secret Telegram echoes in X-Telegram-Bot-Api-Secret-Token; required with a webhook."""
 
 
 class IdentitySettings(_Section):
