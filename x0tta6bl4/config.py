@@ -117,8 +117,42 @@ class MlSettings(_Section):
 
 class PaymentsSettings(_Section):
     enabled: bool = False
+    """Run the Ledger and PaymentVerifier actors that verify payments on-chain."""
+    db_path: Path | None = None
+    """SQLite file of orders and ledger; None puts ``payments.sqlite`` in ``data_dir``."""
+    tron_network: Literal["mainnet", "shasta", "nile"] = "mainnet"
+    ton_network: Literal["mainnet", "testnet"] = "mainnet"
+    trongrid_url: str = ""
+    """TronGrid base URL; empty picks the one of ``tron_network``."""
+    toncenter_url: str = ""
+    """toncenter base URL (``/api/v2`` and ``/api/v3`` below it); empty picks ``ton_network``'s."""
     trongrid_api_key: SecretStr = SecretStr("")
     toncenter_api_key: SecretStr = SecretStr("")
+    tron_addresses: list[str] = Field(default_factory=list)
+    """Receiving TRON addresses (base58); USDT-TRC20 is offered when one is set."""
+    ton_addresses: list[str] = Field(default_factory=list)
+    """Receiving TON wallets (any form); TON and USDT on TON are offered when one is set."""
+    usdt_trc20_contract: str = ""
+    """TRC20 USDT; empty picks the network's (mainnet: TR7NHqjeKQxGTCi8q8ZY4pL8otSzgjLj6t)."""
+    usdt_ton_master: str = ""
+    """USDT jetton master; empty picks the network's (mainnet EQCxE6mU...Id_sDs)."""
+    expiry_min: float = Field(15.0, gt=0, le=7 * 24 * 60)
+    """Minutes an invoice stays payable."""
+    late_window_min: float = Field(24 * 60.0, ge=0)
+    """Minutes after expiry in which a payment still matches its order (kept as ``late``)."""
+    unique_offset_max: int = Field(9999, ge=1, le=10**6)
+    """Largest offset in base units added to a TRC20 price to make the amount unique."""
+    tron_confirmations: int = Field(19, ge=0, le=1000)
+    """Blocks on top of a TRC20 transfer before it counts (19: solidified)."""
+    poll_interval_s: float = Field(3.0, gt=0, le=600)
+    """Poll interval of a stream with open orders (TRON makes a block every 3 s)."""
+    idle_poll_interval_s: float = Field(30.0, gt=0, le=3600)
+    """Poll interval of a stream without open orders."""
+    backoff_max_s: float = Field(120.0, gt=0, le=3600)
+    """Longest wait after repeated errors or rate limits (exponential, with jitter)."""
+    http_timeout_s: float = Field(10.0, gt=0, le=120)
+    verifiers: int = Field(2, ge=1, le=64)
+    """PaymentVerifier actors; streams (chain, address) are leased so none is polled twice."""
 
 
 class StorefrontSettings(_Section):
