@@ -96,6 +96,26 @@ class MeshSettings(_Section):
     """Sign with ML-DSA in addition to Ed25519."""
     failover: bool = True
     """Keep kernel routes when a MeshNode actor restarts, and adopt them."""
+    hold_down_probes: int = Field(3, ge=1, le=1000)
+    """Good probes in a row a link needs before it comes (back) up; doubled per recent flap."""
+    ewma_weight: float = Field(0.2, gt=0, le=1)
+    """Weight of the newest sample in the RTT and delivery-ratio moving averages."""
+    lsa_refresh_s: float = Field(10.0, gt=0, le=3600)
+    """Interval at which a node re-floods its own link-state advertisement unchanged."""
+    lsa_max_age_s: float = Field(40.0, gt=0, le=4 * 3600)
+    """An advertisement not refreshed for this long is purged (keep > 2 x lsa_refresh_s)."""
+    replay_window_s: float = Field(30.0, gt=0, le=3600)
+    """How far a signed message's timestamp may differ from the receiver's clock."""
+    max_message_bytes: int = Field(8192, ge=512, le=65_000)
+    """Larger mesh datagrams are dropped unread and counted as oversized."""
+    spf_hold_s: float = Field(0.05, ge=0, le=60)
+    """Least time between two SPF runs triggered by advertisements (local repair ignores it)."""
+    repair_hold_s: float = Field(0.5, ge=0, le=60)
+    """How long a loop-free alternate installed by local repair stays before SPF may replace it."""
+    adopt_grace_s: float = Field(3.0, ge=0, le=600)
+    """After a restart, adopted routes SPF has no answer for are kept this long."""
+    byzantine_grace_s: float = Field(2.0, gt=0, le=600)
+    """A node whose advertised links stay unconfirmed this long is flagged and not used as transit."""
 
 
 class SupervisorSettings(_Section):
