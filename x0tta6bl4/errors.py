@@ -15,11 +15,14 @@ third-party type.
     ├── MeshError                the mesh data or control plane failed
     │   ├── TopologyError        a topology is invalid (unknown node, duplicate link, ...)
     │   ├── InterfaceError       a network interface is missing, down or not ours
+    │   │   ├── InterfaceNotFoundError  no interface of that name (in that namespace)
+    │   │   └── InterfaceDownError      the interface exists but is administratively down
     │   └── RouteError           a kernel route could not be read or written
     ├── SecurityError            a message failed signature, replay or size checks
     ├── TelemetryError           telemetry could not be collected or delivered
     │   └── BackPressureError    the consumer is behind; the batch was dropped
     ├── EbpfError                an eBPF program failed to compile, load or attach
+    │   ├── AttachConflictError  another program already holds the hook we attach to
     │   └── VerifierError        the kernel verifier rejected a program (carries its log)
     ├── MLError                  training, inference or a dataset failed
     ├── PaymentError             an order or payment cannot be processed
@@ -34,13 +37,16 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
+    "AttachConflictError",
     "BackPressureError",
     "ClusterError",
     "ConfigError",
     "DependencyError",
     "EbpfError",
     "ExternalServiceError",
+    "InterfaceDownError",
     "InterfaceError",
+    "InterfaceNotFoundError",
     "KernelFeatureError",
     "MLError",
     "MalformedResponseError",
@@ -121,6 +127,14 @@ class InterfaceError(MeshError):
     default_fix = "check `ip link show` for the interface name and state"
 
 
+class InterfaceNotFoundError(InterfaceError):
+    """No interface of that name exists (in the namespace that was searched)."""
+
+
+class InterfaceDownError(InterfaceError):
+    """The interface exists but is administratively down."""
+
+
 class RouteError(MeshError):
     """A kernel route could not be read or written."""
 
@@ -149,6 +163,10 @@ class BackPressureError(TelemetryError):
 
 class EbpfError(X0Error):
     """An eBPF program failed to compile, load or attach."""
+
+
+class AttachConflictError(EbpfError):
+    """Another program (not one of ours, or one a live owner holds) is on the hook already."""
 
 
 class VerifierError(EbpfError):
