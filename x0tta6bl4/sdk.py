@@ -14,7 +14,6 @@ lands.  Example::
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from x0tta6bl4.actors.runtime import RayInfo, ensure_ray, shutdown_ray
 from x0tta6bl4.config import Settings, load_settings
@@ -29,19 +28,12 @@ class Mesh:
         self.settings = settings
         self.info = info
 
-    def actors(self) -> list[dict[str, Any]]:
-        """The live named actors of this deployment (name, class, state, node)."""
-        from ray.util.state import list_actors
+    def actors(self) -> list[str]:
+        """Names of the live named actors in this deployment's namespace, sorted."""
+        import ray
 
-        rows = list_actors(
-            filters=[("ray_namespace", "=", self.info.namespace), ("state", "=", "ALIVE")],
-            raise_on_missing_output=False,
-        )
-        return [
-            {"name": a.name, "class": a.class_name, "state": a.state, "node": a.node_id}
-            for a in rows
-            if a.name
-        ]
+        rows = ray.util.list_named_actors(all_namespaces=True)
+        return sorted(r["name"] for r in rows if r["namespace"] == self.info.namespace)
 
     def close(self) -> None:
         """Disconnect; a local Ray started by :func:`connect` is stopped."""

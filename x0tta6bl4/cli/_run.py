@@ -61,7 +61,7 @@ def run(
         signal.signal(signal.SIGTERM, previous)
         with console.status("stopping…"):
             app.stop()
-        console.print("stopped; nothing left running")
+        console.print("\nstopped; nothing left running")
 
 
 def _status_table(states: list[ComponentState], uptime_s: float) -> Table:

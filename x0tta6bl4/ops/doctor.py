@@ -21,8 +21,9 @@ __all__ = ["Check", "run_checks"]
 CAP_NET_ADMIN = 12
 CAP_SYS_ADMIN = 21
 CAP_BPF = 39
-_TRIVIAL_XDP = "int x0_pass(struct xdp_md *ctx) { return XDP_PASS; }"
-_TRIVIAL_TC = "int x0_tc(struct __sk_buff *skb) { return 0; }"
+# bcc wants bytes everywhere (str arguments raise a DeprecationWarning).
+_TRIVIAL_XDP = b"int x0_pass(struct xdp_md *ctx) { return XDP_PASS; }"
+_TRIVIAL_TC = b"int x0_tc(struct __sk_buff *skb) { return 0; }"
 
 
 @dataclass(frozen=True)
@@ -171,7 +172,7 @@ def check_bpf_load() -> Check:
         from bcc import BPF
 
         bpf = BPF(text=_TRIVIAL_XDP)
-        bpf.load_func("x0_pass", BPF.XDP)
+        bpf.load_func(b"x0_pass", BPF.XDP)
         bpf.cleanup()
     except Exception as exc:  # noqa: BLE001 - bcc raises bare Exception on load failure
         return Check(
@@ -196,11 +197,11 @@ def check_xdp_tc() -> Check:
             try:
                 index = ipr.link_lookup(ifname=name)[0]
                 ipr.link("set", index=index, state="up")
-                bpf = BPF(text=_TRIVIAL_XDP + "\n" + _TRIVIAL_TC)
-                xdp = bpf.load_func("x0_pass", BPF.XDP)
-                bpf.attach_xdp(name, xdp, BPF.XDP_FLAGS_SKB_MODE)
-                bpf.remove_xdp(name, BPF.XDP_FLAGS_SKB_MODE)
-                tc = bpf.load_func("x0_tc", BPF.SCHED_CLS)
+                bpf = BPF(text=_TRIVIAL_XDP + b"\n" + _TRIVIAL_TC)
+                xdp = bpf.load_func(b"x0_pass", BPF.XDP)
+                bpf.attach_xdp(name.encode(), xdp, BPF.XDP_FLAGS_SKB_MODE)
+                bpf.remove_xdp(name.encode(), BPF.XDP_FLAGS_SKB_MODE)
+                tc = bpf.load_func(b"x0_tc", BPF.SCHED_CLS)
                 ipr.tc("add", "clsact", index)
                 ipr.tc(
                     "add-filter",
