@@ -29,9 +29,32 @@ __all__ = [
 ]
 
 
+_SHARED_PROCESSORS: list[Any] = [
+    structlog.contextvars.merge_contextvars,
+    structlog.stdlib.add_log_level,
+    structlog.stdlib.add_logger_name,
+    structlog.processors.TimeStamper(fmt="iso", utc=True),
+]
+
+
 def get_logger(name: str) -> Any:
-    """A structlog logger named ``x0tta6bl4.<name>``."""
-    return structlog.get_logger(f"x0tta6bl4.{name}")
+    """A structlog logger over the stdlib logger ``x0tta6bl4.<name>``.
+
+    Loggers are wrapped one by one instead of configuring structlog globally,
+    so importing x0tta6bl4 changes nothing in the host application's logging:
+    until an entry point calls :func:`configure_logging`, events go wherever
+    the application's stdlib logging sends them (never to stdout).
+    """
+    return structlog.wrap_logger(
+        logging.getLogger(f"x0tta6bl4.{name}"),
+        processors=[
+            structlog.stdlib.filter_by_level,
+            *_SHARED_PROCESSORS,
+            structlog.processors.StackInfoRenderer(),
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        wrapper_class=structlog.stdlib.BoundLogger,
+    )
 
 
 app = get_logger("app")
@@ -44,13 +67,6 @@ payments = get_logger("payments")
 bot = get_logger("bot")
 identity = get_logger("identity")
 ops = get_logger("ops")
-
-_SHARED_PROCESSORS: list[Any] = [
-    structlog.contextvars.merge_contextvars,
-    structlog.stdlib.add_log_level,
-    structlog.stdlib.add_logger_name,
-    structlog.processors.TimeStamper(fmt="iso", utc=True),
-]
 
 
 def configure_logging(
@@ -66,16 +82,6 @@ def configure_logging(
         structlog.processors.JSONRenderer()
         if json_output
         else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
-    )
-    structlog.configure(
-        processors=[
-            *_SHARED_PROCESSORS,
-            structlog.processors.StackInfoRenderer(),
-            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
-        ],
-        logger_factory=structlog.stdlib.LoggerFactory(),
-        wrapper_class=structlog.stdlib.BoundLogger,
-        cache_logger_on_first_use=False,
     )
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
