@@ -53,17 +53,18 @@ def environment() -> dict[str, Any]:
     }
 
 
-def flatten(metrics: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
-    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``; leaves must be numbers."""
-    flat: dict[str, float] = {}
+def flatten(metrics: Mapping[str, Any], prefix: str = "") -> dict[str, float | str]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``; leaves are numbers, or short labels
+    such as ``xdp.mode = "drv"`` where the measured thing is a category."""
+    flat: dict[str, float | str] = {}
     for key, value in metrics.items():
         full = f"{prefix}{key}"
         if isinstance(value, Mapping):
             flat.update(flatten(value, full + "."))
-        elif isinstance(value, bool | int | float):
+        elif isinstance(value, bool | int | float | str):
             flat[full] = value
         else:
-            raise TypeError(f"metric {full} is {type(value).__name__}, not a number")
+            raise TypeError(f"metric {full} is {type(value).__name__}, not a number or label")
     return flat
 
 

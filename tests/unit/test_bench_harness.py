@@ -24,6 +24,7 @@ def test_report_writes_the_documented_json(tmp_path) -> None:
     assert payload["env"]["torch"].startswith("2.13")
 
 
-def test_non_numeric_metric_is_refused() -> None:
-    with pytest.raises(TypeError, match="metric mode is str"):
-        harness.flatten({"mode": "skb"})
+def test_labels_pass_and_other_types_are_refused() -> None:
+    assert harness.flatten({"xdp": {"mode": "drv"}}) == {"xdp.mode": "drv"}
+    with pytest.raises(TypeError, match="metric rows is list"):
+        harness.flatten({"rows": [1, 2]})
