@@ -112,8 +112,9 @@ class MeshSettings(_Section):
     """Least time between two SPF runs triggered by advertisements (local repair ignores it)."""
     repair_hold_s: float = Field(0.5, ge=0, le=60)
     """How long a loop-free alternate installed by local repair stays before SPF may replace it."""
-    adopt_grace_s: float = Field(3.0, ge=0, le=600)
-    """After a restart, adopted routes SPF has no answer for are kept this long."""
+    stale_route_hold_s: float = Field(10.0, ge=0, le=600)
+    """A route SPF no longer (or not yet, after a restart) confirms stays this long, so a
+    neighbour whose actor restarts keeps forwarding; carrier loss removes it at once."""
     byzantine_grace_s: float = Field(2.0, gt=0, le=600)
     """A node whose advertised links stay unconfirmed this long is flagged and not used as transit."""
 
@@ -260,6 +261,7 @@ class Settings(BaseSettings):
 
 
 SettingSource = Literal["default", "file", "env", "cli"]
+_LAYERS_BY_PRECEDENCE: tuple[SettingSource, ...] = ("cli", "env", "file")
 
 
 @dataclass(frozen=True)
@@ -310,9 +312,9 @@ def describe_settings(
     for key, value in _flatten(settings):
         path = key.split(".")
         source: SettingSource = "default"
-        for name in ("cli", "env", "file"):
+        for name in _LAYERS_BY_PRECEDENCE:
             if _has_path(layers[name], path):
-                source = name  # type: ignore[assignment]
+                source = name
                 break
         secret = isinstance(value, SecretStr)
         shown = (

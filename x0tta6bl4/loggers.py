@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Mapping, MutableMapping
 from typing import Any, Literal
 
 import structlog
@@ -100,5 +101,5 @@ def configure_logging(
     root.propagate = False
 
 
-def _identity(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
+def _identity(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> Mapping[str, Any]:
     return event

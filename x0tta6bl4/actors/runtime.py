@@ -90,7 +90,7 @@ def ensure_ray(settings: RaySettings | None = None, address: str | None = None) 
         namespace=ctx.namespace,
         started_here=started_here,
         auth_mode=os.environ.get("RAY_AUTH_MODE", "token"),
-        resources=dict(ray.cluster_resources()),
+        resources=dict(ray.cluster_resources()),  # type: ignore[no-untyped-call]
     )
     log.info(
         "ray_ready",
