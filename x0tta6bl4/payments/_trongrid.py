@@ -1,0 +1,222 @@
+"""TronGrid: incoming USDT-TRC20 transfers to an address, and whether they are final.
+
+Endpoints (TronGrid v1 and the full-node HTTP API):
+
+- ``GET /v1/accounts/{address}/transactions/trc20?only_to=true&only_confirmed=true
+  &min_timestamp=MS&limit=200[&fingerprint=F]``: ``{"data": [{"transaction_id",
+  "token_info": {"address", "decimals", "symbol", "name"}, "block_timestamp",
+  "from", "to", "type", "value"}], "success": true, "meta": {"at", "page_size",
+  "fingerprint", "links": {"next"}}}``; ``value`` is a decimal string.
+- ``POST /wallet/gettransactioninfobyid {"value": txid}``: ``{}`` while unknown,
+  else ``{"id", "blockNumber", "blockTimeStamp", "receipt": {"result"}, ...}``.
+- ``POST /wallet/getnowblock``: ``{"block_header": {"raw_data": {"number"}}}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import Any
+
+from x0tta6bl4 import loggers
+from x0tta6bl4.errors import PaymentError
+from x0tta6bl4.payments._address import normalize_tron
+from x0tta6bl4.payments._http import JsonClient, malformed
+from x0tta6bl4.payments._matching import CLOCK_SKEW
+from x0tta6bl4.payments._models import Chain, Currency, Transfer
+from x0tta6bl4.payments._source import Batch, KnownFilter
+
+__all__ = ["Trc20Transfer", "TronGridClient", "TronSource"]
+
+log = loggers.payments.bind(chain="tron")
+
+SERVICE = "TronGrid"
+PAGE_LIMIT = 200
+MAX_PAGES = 500
+_USDT_LOOKALIKE = ("usdt", "tether")
+
+
+class Trc20Transfer:
+    """One validated item of the TRC20 history."""
+
+    __slots__ = ("at", "contract", "decimals", "from_", "symbol", "to", "tx_id", "value")
+
+    def __init__(self, item: Any) -> None:
+        try:
+            token = item["token_info"]
+            self.tx_id = str(item["transaction_id"])
+            self.contract = str(token["address"])
+            self.decimals = int(token["decimals"])
+            self.symbol = f"{token.get('symbol', '')} {token.get('name', '')}".strip()
+            self.at = datetime.fromtimestamp(int(item["block_timestamp"]) / 1000, UTC)
+            self.from_ = str(item["from"])
+            self.to = str(item["to"])
+            value = item["value"]
+            kind = item["type"]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise malformed(SERVICE, f"a TRC20 transfer lacks or mistypes {exc}") from exc
+        if not isinstance(value, str) or not value.isdigit():
+            raise malformed(SERVICE, f"TRC20 value {value!r} is not a decimal string")
+        if len(self.tx_id) != 64:
+            raise malformed(SERVICE, f"transaction_id {self.tx_id!r} is not 64 hex digits")
+        self.value = int(value) if kind == "Transfer" else -1
+
+    @property
+    def block_ms(self) -> int:
+        return int(self.at.timestamp() * 1000)
+
+
+class TronGridClient:
+    """Async TronGrid client (keep-alive; ``TRON-PRO-API-KEY`` when a key is set)."""
+
+    def __init__(self, base_url: str, api_key: str = "", timeout_s: float = 10.0) -> None:
+        headers = {"TRON-PRO-API-KEY": api_key} if api_key else {}
+        self.http = JsonClient(SERVICE, base_url, headers, timeout_s)
+
+    async def trc20_transfers(
+        self, address: str, min_timestamp_ms: int = 0, contract: str | None = None
+    ) -> list[Trc20Transfer]:
+        """All confirmed incoming TRC20 transfers since ``min_timestamp_ms``, every page."""
+        params: dict[str, Any] = {
+            "only_to": "true",
+            "only_confirmed": "true",
+            "limit": PAGE_LIMIT,
+            "min_timestamp": min_timestamp_ms,
+        }
+        if contract:
+            params["contract_address"] = contract
+        items: list[Trc20Transfer] = []
+        for _ in range(MAX_PAGES):
+            body = await self.http.get(f"/v1/accounts/{address}/transactions/trc20", params)
+            if not isinstance(body, dict) or not isinstance(body.get("data"), list):
+                raise malformed(SERVICE, "the TRC20 history has no data list", address=address)
+            if body.get("success") is False:
+                raise malformed(SERVICE, f"success=false: {body.get('error')}", address=address)
+            items.extend(Trc20Transfer(item) for item in body["data"])
+            meta = body.get("meta") or {}
+            fingerprint = meta.get("fingerprint") if isinstance(meta, dict) else None
+            if not fingerprint or not body["data"]:
+                return items
+            params["fingerprint"] = fingerprint
+        raise malformed(SERVICE, f"more than {MAX_PAGES} pages of history", address=address)
+
+    async def transaction_info(self, tx_id: str) -> dict[str, Any]:
+        """The receipt of a transaction; ``{}`` while the node does not know it."""
+        body = await self.http.post("/wallet/gettransactioninfobyid", {"value": tx_id})
+        if not isinstance(body, dict):
+            raise malformed(SERVICE, "gettransactioninfobyid did not return an object", tx=tx_id)
+        return body
+
+    async def now_block(self) -> int:
+        body = await self.http.post("/wallet/getnowblock", {})
+        try:
+            return int(body["block_header"]["raw_data"]["number"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise malformed(SERVICE, "getnowblock has no block_header.raw_data.number") from exc
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+
+class TronSource:
+    """Turns the TRC20 history of a receiving address into final, checked transfers.
+
+    A transfer counts only if it is a ``Transfer`` of the configured USDT
+    contract to our address, its transaction succeeded and has at least
+    ``confirmations`` blocks on top.  Another token whose name says USDT or
+    Tether is reported as suspicious; other tokens (airdrop spam) are ignored.
+    """
+
+    def __init__(
+        self,
+        client: TronGridClient,
+        usdt_contract: str,
+        confirmations: int,
+        concurrency: int = 16,
+    ) -> None:
+        self.client = client
+        self.usdt = usdt_contract
+        self.confirmations = confirmations
+        self._limit = asyncio.Semaphore(concurrency)
+
+    async def fetch(
+        self, address: str, cursor: str | None, since: datetime | None, known: KnownFilter
+    ) -> Batch:
+        start = int(cursor) if cursor else 0
+        if since is not None:
+            start = max(start, int((since - CLOCK_SKEW).timestamp() * 1000))
+        items = await self.client.trc20_transfers(address, start)
+        fresh_ids = await known([i.tx_id for i in items])
+        items = [i for i in items if i.tx_id not in fresh_ids]
+        transfers, pending_ms = [], []
+        usdt = [i for i in items if i.contract == self.usdt and i.value >= 0]
+        head = await self.client.now_block() if usdt else 0
+        checks = await asyncio.gather(*(self._final(i, head) for i in usdt))
+        for item, final in zip(usdt, checks, strict=True):
+            if final is None:
+                pending_ms.append(item.block_ms)
+            elif final:
+                transfers.append(self._transfer(item, address))
+        transfers.extend(self._suspicious(i, address) for i in items if self._lookalike(i))
+        latest = max((i.block_ms for i in items), default=start)
+        next_cursor = min(pending_ms) if pending_ms else max(latest, start)
+        return Batch(transfers, str(next_cursor), len(pending_ms), len(items))
+
+    async def _final(self, item: Trc20Transfer, head: int) -> bool | None:
+        """True: final and successful; False: failed (never counts); None: not yet."""
+        async with self._limit:
+            info = await self.client.transaction_info(item.tx_id)
+        if not info or "blockNumber" not in info:
+            return None
+        result = (info.get("receipt") or {}).get("result", "SUCCESS")
+        if result != "SUCCESS":
+            log.warning("trc20_failed_tx", tx=item.tx_id, result=result)
+            return False
+        try:
+            depth = head - int(info["blockNumber"])
+        except (TypeError, ValueError) as exc:
+            raise malformed(SERVICE, "blockNumber is not a number", tx=item.tx_id) from exc
+        return True if depth >= self.confirmations else None
+
+    def _transfer(self, item: Trc20Transfer, address: str) -> Transfer:
+        if item.decimals != Currency.USDT_TRC20.decimals:
+            raise malformed(SERVICE, f"USDT reported with {item.decimals} decimals", tx=item.tx_id)
+        to = _safe_tron(item.to)
+        reason = None if to == address else f"recipient {item.to} is not our address {address}"
+        return Transfer(
+            chain=Chain.TRON,
+            tx_id=item.tx_id,
+            to_address=address,
+            from_address=item.from_,
+            currency=Currency.USDT_TRC20,
+            amount=item.value,
+            at=item.at,
+            reason=reason,
+        )
+
+    def _lookalike(self, item: Trc20Transfer) -> bool:
+        name = item.symbol.lower()
+        return item.contract != self.usdt and any(word in name for word in _USDT_LOOKALIKE)
+
+    def _suspicious(self, item: Trc20Transfer, address: str) -> Transfer:
+        log.warning("fake_usdt", tx=item.tx_id, contract=item.contract, symbol=item.symbol)
+        return Transfer(
+            chain=Chain.TRON,
+            tx_id=item.tx_id,
+            to_address=address,
+            from_address=item.from_,
+            currency=None,
+            amount=max(item.value, 0),
+            at=item.at,
+            reason=f"fake USDT: token {item.symbol!r} at {item.contract} is not {self.usdt}",
+        )
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+
+def _safe_tron(address: str) -> str | None:
+    try:
+        return normalize_tron(address)
+    except PaymentError:
+        return None
