@@ -129,6 +129,30 @@ class EbpfSettings(_Section):
     enabled: bool = True
     """Load eBPF programs where bcc and privileges allow; ``doctor`` says why not."""
     interval_s: float = Field(1.0, ge=0.1, le=60)
+    """How often each agent reads the maps and ships a batch (0.1 s at the fastest)."""
+    programs: list[Literal["xdp", "tc", "trace"]] = Field(
+        default_factory=lambda: ["xdp", "tc", "trace"]
+    )
+    """Programs to load: XDP and TC interface counters, drop and retransmit tracepoints."""
+    xdp_mode: Literal["auto", "hw", "drv", "skb"] = "auto"
+    """``auto`` tries offload (hw), then native driver (drv), then generic (skb) mode."""
+    interfaces: list[str] = Field(default_factory=list)
+    """Host-namespace interfaces to attach to; none by default: no real NIC is touched unasked."""
+    netns_patterns: list[str] = Field(default_factory=lambda: ["x0-*"])
+    """Namespaces (glob) whose interfaces, except lo, get the programs; ``x0-*`` are the mesh's."""
+    rescan_interval_s: float = Field(5.0, gt=0, le=3600)
+    """How often agents look for new namespaces and interfaces, and retry ones that were down."""
+    state_dir: Path = Path("/run/x0tta6bl4/ebpf")
+    """Attachments are recorded here, so programs of a crashed agent are removed at start-up."""
+    consumer: str = "supervisor"
+    """Named actor whose ``ingest(refs)`` receives the batch refs; when absent they are only kept
+    as the latest batches (for ``ebpf top``)."""
+    max_inflight_batches: int = Field(4, ge=1, le=1024)
+    """Deliveries to the consumer that may be pending; beyond it batches are dropped and counted."""
+    start_timeout_s: float = Field(60.0, gt=0, le=600)
+    """How long an agent may take to start on its node before that is an error (never pending)."""
+    max_map_entries: int = Field(4096, ge=64, le=1_048_576)
+    """Entries of each counter map (interfaces x hooks x protocols, drop keys)."""
 
 
 class MlSettings(_Section):
