@@ -116,7 +116,7 @@ class MeshSettings(_Section):
     """A route SPF no longer (or not yet, after a restart) confirms stays this long, so a
     neighbour whose actor restarts keeps forwarding; carrier loss removes it at once."""
     byzantine_grace_s: float = Field(2.0, gt=0, le=600)
-    """A node whose advertised links stay unconfirmed this long is flagged and not used as transit."""
+    """A node whose advertised links stay unconfirmed this long is flagged, not used as transit."""
 
 
 class SupervisorSettings(_Section):

@@ -1,0 +1,216 @@
+"""Per-neighbour link monitoring: hellos in, RTT, loss, ETX and an up/down verdict.
+
+Each node sends one HELLO per probe interval on every link.  A HELLO carries
+its own per-link sequence number and echoes the last sequence number it got
+from the other end, how long ago (so the sender can subtract the hold time
+and read the round trip without synchronised clocks), and the delivery ratio
+it measures for the other end's hellos.  From that a :class:`LinkMonitor`
+keeps
+
+* ``rtt_s``: moving average of the round trip;
+* ``dr``: delivery ratio of the neighbour's hellos to us (sequence gaps count
+  as losses), ``df``: what the neighbour reports for ours;
+* ``etx = 1 / (df * dr)`` (De Couto et al.), the routing cost;
+* a state: DOWN, PROBATION (hearing hellos, not trusted yet) and UP.
+
+A link goes DOWN after ``miss_threshold`` probe intervals without a hello or
+at once on :meth:`LinkMonitor.carrier_down`.  It comes back UP only after
+``hold_down_probes`` good hellos in a row, both ways (the neighbour echoes
+ours); every down within ``FLAP_WINDOW_S`` doubles that number (up to
+``MAX_FLAP_SHIFT`` doublings), so a flapping link does not flap routes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass
+from enum import StrEnum
+
+__all__ = ["FLAP_WINDOW_S", "MAX_FLAP_SHIFT", "LinkMonitor", "LinkParams", "LinkState"]
+
+FLAP_WINDOW_S = 30.0
+"""Downs within this many seconds count as recent flaps."""
+MAX_FLAP_SHIFT = 4
+"""At most 2**4 = 16 times ``hold_down_probes`` after repeated flaps."""
+MAX_GAP_LOSSES = 64
+"""A sequence gap counts as at most this many lost hellos (enough to drive the ratio to ~0)."""
+MIN_RATIO = 1e-3
+"""Delivery ratios are floored here so ETX stays finite (ETX <= 1e6)."""
+SENT_MEMORY = 64
+"""Send times of this many recent hellos are kept to match echoes."""
+
+
+class LinkState(StrEnum):
+    DOWN = "down"
+    PROBATION = "probation"
+    UP = "up"
+
+
+@dataclass(frozen=True)
+class LinkParams:
+    """Probing parameters, usually taken from ``MeshSettings``."""
+
+    probe_interval_s: float = 0.02
+    miss_threshold: int = 3
+    hold_down_probes: int = 3
+    ewma_weight: float = 0.2
+
+
+class LinkMonitor:
+    """The view of one link from one end.  Pure state; time comes in as arguments.
+
+    Args:
+        neighbor: the node at the other end.
+        params: probing parameters.
+        first_seq: first sequence number of our hellos on this link (start it
+            from the wall clock in microseconds so it keeps growing across restarts).
+    """
+
+    def __init__(self, neighbor: str, params: LinkParams, first_seq: int = 1) -> None:
+        self.neighbor = neighbor
+        self.params = params
+        self.state = LinkState.DOWN
+        self.rtt_s: float | None = None
+        self.dr = 0.0
+        """Delivery ratio of the neighbour's hellos, as we measure it."""
+        self.df = 0.0
+        """Delivery ratio of our hellos, as the neighbour reports it."""
+        self.hellos_received = 0
+        self.hellos_sent = 0
+        self.transitions = 0
+        self.good_in_row = 0
+        self.last_rx: float | None = None
+        self.last_seq: int | None = None
+        """Newest hello sequence number received (replay guard and gap counter)."""
+        self.next_seq = first_seq
+        self._sent: deque[tuple[int, float]] = deque(maxlen=SENT_MEMORY)
+        self._downs: deque[float] = deque()
+        self._echo_fresh = False
+        self._missed_counted = 0
+
+    # --- sending ---------------------------------------------------------------
+
+    def next_hello(self, now: float) -> tuple[int, int, float, float]:
+        """Allocate our next hello: ``(seq, echo_seq, echo_delay_s, rx_ratio)``."""
+        seq = self.next_seq
+        self.next_seq += 1
+        self.hellos_sent += 1
+        self._sent.append((seq, now))
+        echo_seq = self.last_seq or 0
+        delay = 0.0 if self.last_rx is None else max(0.0, now - self.last_rx)
+        return seq, echo_seq, delay, self.dr
+
+    # --- receiving -------------------------------------------------------------
+
+    def is_replay(self, seq: int) -> bool:
+        """Whether ``seq`` is not newer than the last hello accepted on this link."""
+        return self.last_seq is not None and seq <= self.last_seq
+
+    def on_hello(
+        self, now: float, seq: int, echo_seq: int, echo_delay_s: float, rx_ratio: float
+    ) -> bool:
+        """Account one authentic hello; returns True when the link state changed.
+
+        The caller has checked the sequence number with :meth:`is_replay`.
+        """
+        w = self.params.ewma_weight
+        if self.last_seq is not None:
+            gap = min(seq - self.last_seq - 1, MAX_GAP_LOSSES)
+            # Intervals already counted as missed by tick() are part of the gap.
+            gap -= min(gap, self._missed_counted)
+            for _ in range(max(0, gap)):
+                self.dr *= 1 - w
+            self.dr = self.dr * (1 - w) + w
+        else:
+            self.dr = 1.0
+        self._missed_counted = 0
+        self.last_seq = seq
+        self.last_rx = now
+        self.hellos_received += 1
+        self.df = min(1.0, max(0.0, rx_ratio))
+        self._echo_fresh = False
+        for sent_seq, sent_at in self._sent:
+            if sent_seq == echo_seq:
+                sample = max(0.0, now - sent_at - echo_delay_s)
+                self.rtt_s = sample if self.rtt_s is None else self.rtt_s * (1 - w) + sample * w
+                self._echo_fresh = True
+                break
+        if self._echo_fresh:
+            self.good_in_row += 1
+        else:
+            self.good_in_row = 0
+        return self._maybe_up(now)
+
+    def _maybe_up(self, now: float) -> bool:
+        if self.state == LinkState.UP:
+            return False
+        if self.good_in_row >= self.required_good(now):
+            self._set(LinkState.UP)
+            return True
+        if self.state == LinkState.DOWN:
+            self._set(LinkState.PROBATION)
+        return False
+
+    def required_good(self, now: float) -> int:
+        """Good hellos in a row needed to come up now (grows with recent flaps)."""
+        while self._downs and now - self._downs[0] > FLAP_WINDOW_S:
+            self._downs.popleft()
+        shift = min(max(0, len(self._downs) - 1), MAX_FLAP_SHIFT)
+        return self.params.hold_down_probes << shift
+
+    # --- time and carrier ------------------------------------------------------
+
+    def missed(self, now: float) -> int:
+        """Whole probe intervals since the last hello: down at ``miss_threshold`` (BFD's rule)."""
+        if self.last_rx is None:
+            return 0
+        return max(0, math.floor((now - self.last_rx) / self.params.probe_interval_s + 1e-9))
+
+    def on_tick(self, now: float) -> bool:
+        """Check for missed hellos; returns True when the link just went down."""
+        missed = self.missed(now)
+        if missed > self._missed_counted:
+            w = self.params.ewma_weight
+            for _ in range(min(missed - self._missed_counted, MAX_GAP_LOSSES)):
+                self.dr *= 1 - w
+            self._missed_counted = missed
+            self.good_in_row = 0
+        if self.state != LinkState.DOWN and missed >= self.params.miss_threshold:
+            self._go_down(now)
+            return True
+        return False
+
+    def carrier_down(self, now: float) -> bool:
+        """The interface lost carrier: down at once. Returns True when that changed state."""
+        self.good_in_row = 0
+        if self.state == LinkState.DOWN:
+            return False
+        self._go_down(now)
+        return True
+
+    def _go_down(self, now: float) -> None:
+        self._downs.append(now)
+        self._set(LinkState.DOWN)
+        self.good_in_row = 0
+
+    def _set(self, state: LinkState) -> None:
+        if state != self.state:
+            self.state = state
+            self.transitions += 1
+
+    # --- metrics ---------------------------------------------------------------
+
+    @property
+    def up(self) -> bool:
+        return self.state == LinkState.UP
+
+    @property
+    def loss(self) -> float:
+        """Loss of the neighbour's hellos towards us (1 - delivery ratio)."""
+        return 1.0 - self.dr
+
+    @property
+    def etx(self) -> float:
+        """Expected transmissions: ``1 / (df * dr)``, floored ratios so it stays finite."""
+        return 1.0 / (max(self.df, MIN_RATIO) * max(self.dr, MIN_RATIO))

@@ -1,0 +1,116 @@
+"""The link-state database: newest authentic LSA per origin, aging, two-way graph.
+
+An LSA replaces the stored one of its origin only when its sequence number is
+higher; an equal one is a harmless flooding duplicate, a lower one a stale or
+replayed copy.  Entries not refreshed within ``max_age_s`` (local monotonic
+time, so no clock agreement is needed) are purged.
+
+:meth:`Lsdb.graph` keeps a link only when both ends advertise it (two-way
+confirmation) and costs it at the larger of the two advertised costs, floored
+at 1.0: a node cannot invent links to nodes that do not confirm them, nor make
+a real link look cheaper than its honest end says.  Links advertised without
+confirmation are reported per origin so the node can flag the advertiser.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterator
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from x0tta6bl4.mesh.spf import Graph
+from x0tta6bl4.mesh.wire import Lsa
+
+__all__ = ["Lsdb", "LsdbEntry", "Verdict", "link_cost"]
+
+MIN_COST = 1.0
+"""ETX is at least 1; lower advertised costs are raised to this."""
+
+
+class Verdict(StrEnum):
+    NEWER = "newer"
+    DUPLICATE = "duplicate"
+    STALE = "stale"
+
+
+@dataclass
+class LsdbEntry:
+    lsa: Lsa
+    raw: bytes
+    """The datagram exactly as received (signatures included), for re-flooding."""
+    received_at: float
+    links: dict[str, float] = field(default_factory=dict)
+
+
+def link_cost(a_cost: float, b_cost: float) -> float:
+    """The cost of a confirmed link from both ends' claims."""
+    return max(a_cost, b_cost, MIN_COST)
+
+
+class Lsdb:
+    """Newest LSA per origin, as seen by node ``owner``."""
+
+    def __init__(self, owner: str, max_age_s: float) -> None:
+        self.owner = owner
+        self.max_age_s = max_age_s
+        self._entries: dict[str, LsdbEntry] = {}
+
+    def verdict(self, lsa: Lsa) -> Verdict:
+        current = self._entries.get(lsa.origin)
+        if current is None or lsa.seq > current.lsa.seq:
+            return Verdict.NEWER
+        return Verdict.DUPLICATE if lsa.seq == current.lsa.seq else Verdict.STALE
+
+    def install(self, lsa: Lsa, raw: bytes, now: float) -> bool:
+        """Store ``lsa`` when newer; returns True when the stored links changed."""
+        if self.verdict(lsa) != Verdict.NEWER:
+            return False
+        links: dict[str, float] = {}
+        for neighbor, cost in lsa.links:
+            if neighbor != lsa.origin:
+                links[neighbor] = cost
+        old = self._entries.get(lsa.origin)
+        self._entries[lsa.origin] = LsdbEntry(lsa, raw, now, links)
+        return old is None or old.links != links
+
+    def get(self, origin: str) -> LsdbEntry | None:
+        return self._entries.get(origin)
+
+    def seq(self, origin: str) -> int:
+        entry = self._entries.get(origin)
+        return entry.lsa.seq if entry else 0
+
+    def age(self, now: float) -> list[str]:
+        """Purge entries older than ``max_age_s`` (never the owner's); returns their origins."""
+        dead = [
+            origin
+            for origin, entry in self._entries.items()
+            if origin != self.owner and now - entry.received_at > self.max_age_s
+        ]
+        for origin in dead:
+            del self._entries[origin]
+        return dead
+
+    def __iter__(self) -> Iterator[LsdbEntry]:
+        return iter(self._entries.values())
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __contains__(self, origin: object) -> bool:
+        return origin in self._entries
+
+    def graph(self, no_transit: Collection[str] = ()) -> tuple[Graph, dict[str, list[str]]]:
+        """The confirmed graph, and per origin the advertised links nobody confirms."""
+        entries = self._entries
+        edges: list[tuple[str, str, float]] = []
+        unconfirmed: dict[str, list[str]] = {}
+        for origin, entry in entries.items():
+            for neighbor, cost in entry.links.items():
+                peer = entries.get(neighbor)
+                back = peer.links.get(origin) if peer is not None else None
+                if back is None:
+                    unconfirmed.setdefault(origin, []).append(neighbor)
+                elif origin < neighbor:
+                    edges.append((origin, neighbor, link_cost(cost, back)))
+        return Graph.from_edges(edges, nodes=entries, no_transit=no_transit), unconfirmed

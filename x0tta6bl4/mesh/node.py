@@ -1,0 +1,546 @@
+"""One mesh node's control logic: probing, flooding, SPF, local repair, route install.
+
+:class:`MeshNodeLogic` is plain Python.  Its owner (a Ray actor over real
+sockets and netlink, the simulator, or a unit test) calls
+
+* :meth:`~MeshNodeLogic.tick` once per probe interval,
+* :meth:`~MeshNodeLogic.receive` for every datagram that arrives on a link,
+* :meth:`~MeshNodeLogic.link_event` when netlink reports a carrier change,
+* :meth:`~MeshNodeLogic.adopt` once at start to keep the routes a previous
+  incarnation left in the kernel (non-stop forwarding),
+
+and the logic talks back only through the :class:`~x0tta6bl4.mesh.ports.Transport`
+and the :class:`~x0tta6bl4.mesh.ports.RouteSink`.  Every call is quick,
+never blocks, and leaves the node consistent when the sink fails (the change
+is retried on the next tick).
+
+Local repair: every SPF also precomputes a loop-free alternate per
+destination (:mod:`~x0tta6bl4.mesh.spf`).  When a link goes down (``k``
+missed hellos in :meth:`tick`, or carrier loss in :meth:`link_event`), the
+destinations that used it are switched to their alternates in that same call,
+before anything is flooded; the node then re-originates its LSA and runs SPF
+at once, which gives destinations without an alternate their new next hop.
+Alternates installed by repair stay ``repair_hold_s`` so that neighbours that
+have not yet heard of the failure cannot form micro-loops.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from x0tta6bl4 import loggers
+from x0tta6bl4.config import MeshSettings
+from x0tta6bl4.errors import MeshError, SecurityError
+from x0tta6bl4.mesh.byzantine import MeshEvent, UnconfirmedTracker
+from x0tta6bl4.mesh.linkmon import LinkMonitor, LinkParams, LinkState
+from x0tta6bl4.mesh.linkstate import Lsdb, Verdict
+from x0tta6bl4.mesh.ports import Clock, Route, RouteSink, Transport
+from x0tta6bl4.mesh.security import REASONS, SecureCodec
+from x0tta6bl4.mesh.spf import Entry, routing_table
+from x0tta6bl4.mesh.topology import link_key
+from x0tta6bl4.mesh.wire import Hello, Lsa
+from x0tta6bl4.telemetry import TelemetryBatch
+
+__all__ = ["LINK_METRICS", "LinkSnapshot", "MeshNodeLogic", "NodeCounters", "NodeSnapshot"]
+
+COST_HYSTERESIS = 0.25
+"""A link's cost is re-advertised only when it moved by more than this fraction."""
+OWN_LSA_REPEATS = 2
+"""A changed own LSA is sent again on this many following ticks (floods ride on UDP)."""
+FLOOD_RACE_S = 1.0
+"""An older LSA at most this much older than the stored one lost a flooding race (counted
+as ``stale``); anything older is a replay (counted as rejected ``replayed``)."""
+MAX_EVENTS = 1000
+LINK_METRICS = ("up", "rtt_ms", "loss", "etx", "df", "dr")
+
+
+@dataclass
+class NodeCounters:
+    """Monotonic counters of one node (exported as Prometheus counters by the owner)."""
+
+    rejected: dict[str, int] = field(default_factory=lambda: dict.fromkeys(REASONS, 0))
+    """Dropped datagrams by reason (see :data:`~x0tta6bl4.mesh.security.REASONS`)."""
+    duplicates: int = 0
+    stale: int = 0
+    """Older LSAs that lost a flooding race (not attacks; see FLOOD_RACE_S)."""
+    lsas_accepted: int = 0
+    lsas_originated: int = 0
+    spf_runs: int = 0
+    route_changes: int = 0
+    """Routes installed, replaced or removed through the sink."""
+    route_errors: int = 0
+    heal_events: int = 0
+    """Link failures handled (each repaired at once, with or without alternates)."""
+    lfa_repairs: int = 0
+    """Destinations switched to a precomputed loop-free alternate."""
+    link_downs: int = 0
+    link_ups: int = 0
+    send_errors: int = 0
+
+    def flat(self) -> dict[str, int]:
+        """``{"rejected_forged": 3, "spf_runs": 12, ...}`` for metrics."""
+        out = {f"rejected_{reason}": count for reason, count in self.rejected.items()}
+        for name, value in vars(self).items():
+            if isinstance(value, int):
+                out[name] = value
+        return out
+
+
+@dataclass(frozen=True)
+class LinkSnapshot:
+    neighbor: str
+    state: LinkState
+    rtt_ms: float | None
+    loss: float
+    etx: float
+    df: float
+    dr: float
+    hellos_sent: int
+    hellos_received: int
+    transitions: int
+
+
+@dataclass(frozen=True)
+class NodeSnapshot:
+    node: str
+    ts: float
+    """Wall-clock seconds."""
+    links: tuple[LinkSnapshot, ...]
+    routes: dict[str, Route]
+    lsdb_size: int
+    flagged: dict[str, list[str]]
+    """Nodes this node refuses as transit: unconfirmed links (by claim) or isolated (reason)."""
+    counters: dict[str, int]
+
+
+class MeshNodeLogic:
+    """The control logic of mesh node ``name``.
+
+    Args:
+        name: this node.
+        neighbors: nodes at the other end of this node's links.
+        clock: monotonic time (probe timers, ages, holds).
+        transport: sends datagrams over the direct link to a neighbour.
+        routes: where routes go (the kernel, the simulator's tables, a test list).
+        codec: seals and opens datagrams (:class:`SecureCodec`; its ``wall``
+            gives message timestamps).
+        settings: the ``mesh`` section of the settings.
+        link_costs: configured cost per neighbour, multiplied by the measured
+            ETX (default 1.0).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        neighbors: Iterable[str],
+        clock: Clock,
+        transport: Transport,
+        routes: RouteSink,
+        codec: SecureCodec,
+        settings: MeshSettings,
+        *,
+        link_costs: Mapping[str, float] | None = None,
+    ) -> None:
+        self.name = name
+        self.clock = clock
+        self.transport = transport
+        self.routes = routes
+        self.codec = codec
+        self.settings = settings
+        self.log = loggers.mesh.bind(node=name)
+        self.params = LinkParams(
+            probe_interval_s=settings.probe_interval_s,
+            miss_threshold=settings.miss_threshold,
+            hold_down_probes=settings.hold_down_probes,
+            ewma_weight=settings.ewma_weight,
+        )
+        self.counters = NodeCounters()
+        self.events: deque[MeshEvent] = deque(maxlen=MAX_EVENTS)
+        self.monitors: dict[str, LinkMonitor] = {}
+        self.link_costs: dict[str, float] = {}
+        self.lsdb = Lsdb(name, settings.lsa_max_age_s)
+        self.tracker = UnconfirmedTracker(settings.byzantine_grace_s)
+        self.isolated: dict[str, str] = {}
+        self.own_seq = self._wall_seq()
+        self.table: dict[str, Entry] = {}
+        self.installed: dict[str, Route] = {}
+        self._advertised: dict[str, float] | None = None
+        self._last_origination = -math.inf
+        self._repeats = 0
+        self._pins: dict[str, float] = {}
+        self._stale: dict[str, float] = {}
+        self._carrier_lost: set[str] = set()
+        self._dirty = False
+        self._routes_dirty = False
+        self._last_spf = -math.inf
+        for neighbor in neighbors:
+            self.add_neighbor(neighbor, (link_costs or {}).get(neighbor, 1.0))
+
+    # --- the owner's calls -------------------------------------------------------
+
+    def tick(self) -> None:
+        """Once per probe interval: detect silent links, send hellos, age and refresh LSAs,
+        run a deferred SPF and expire repair and stale-route holds."""
+        now = self.clock.now()
+        for neighbor, monitor in list(self.monitors.items()):
+            if monitor.on_tick(now):
+                self._link_down(neighbor, now, "probe")
+        for neighbor, monitor in self.monitors.items():
+            seq, echo_seq, echo_delay, ratio = monitor.next_hello(now)
+            hello = Hello(self.name, seq, self.codec.wall(), neighbor, echo_seq, echo_delay, ratio)
+            self._send(neighbor, self.codec.seal(hello))
+        if self.lsdb.age(now):
+            self._dirty = True
+        self._refresh_own(now)
+        if self.settings.byzantine and self.tracker.pending:
+            flagged = self.tracker.check(now)
+            if flagged:
+                self._report_flagged(flagged)
+                self._spf(now)
+        if self._dirty and now - self._last_spf >= self.settings.spf_hold_s:
+            self._spf(now)
+        elif self._routes_dirty or self._pins or self._stale:
+            self._reconcile(now)
+
+    def receive(self, neighbor: str, payload: bytes) -> None:
+        """A datagram that arrived on the link to ``neighbor``; bad ones are counted, dropped."""
+        monitor = self.monitors.get(neighbor)
+        if monitor is None:
+            self._reject("misdirected", f"datagram on unknown link to {neighbor}")
+            return
+        try:
+            message = self.codec.open(payload)
+        except SecurityError as exc:
+            self._reject(str(exc.context.get("reason", "malformed")), exc.message)
+            return
+        now = self.clock.now()
+        if isinstance(message, Hello):
+            self._hello(neighbor, monitor, message, now)
+        else:
+            self._lsa(neighbor, message, payload, now)
+
+    def link_event(self, neighbor: str, up: bool) -> None:
+        """Carrier change on the link to ``neighbor`` (netlink).  Down repairs at once;
+        up only lets hellos bring the link back after the hold-down."""
+        monitor = self.monitors.get(neighbor)
+        if monitor is None:
+            return
+        now = self.clock.now()
+        if up:
+            self._carrier_lost.discard(neighbor)
+            return
+        self._carrier_lost.add(neighbor)
+        if monitor.carrier_down(now):
+            self._link_down(neighbor, now, "carrier")
+        else:
+            self._reconcile(now)
+
+    def adopt(self) -> int:
+        """Take over the routes already in the sink (a previous incarnation's) without
+        touching them; SPF replaces them as it learns, and the ones it never confirms
+        go after ``stale_route_hold_s``.  Returns how many were adopted."""
+        now = self.clock.now()
+        for dest, route in self.routes.installed().items():
+            self.installed[dest] = route
+            self._stale.setdefault(dest, now)
+        self.log.info("routes adopted", routes=len(self.installed))
+        return len(self.installed)
+
+    def isolate(self, node: str, reason: str) -> None:
+        """Never route through ``node`` (e.g. a blackhole the supervisor found)."""
+        if self.isolated.get(node) == reason:
+            return
+        self.isolated[node] = reason
+        self._event("isolated", node, reason)
+        self._spf(self.clock.now())
+
+    def release(self, node: str) -> None:
+        if self.isolated.pop(node, None) is not None:
+            self._event("released", node)
+            self._spf(self.clock.now())
+
+    def add_neighbor(self, neighbor: str, cost: float = 1.0) -> None:
+        """Start probing a new link (idempotent; updates the cost of a known one)."""
+        if neighbor == self.name:
+            raise MeshError(f"node {self.name} cannot be its own neighbour")
+        self.link_costs[neighbor] = cost
+        if neighbor not in self.monitors:
+            self.monitors[neighbor] = LinkMonitor(neighbor, self.params, self._wall_seq())
+
+    def remove_neighbor(self, neighbor: str) -> None:
+        """Stop probing a link; routes through it are repaired as after a carrier loss."""
+        if neighbor in self.monitors:
+            self.link_event(neighbor, up=False)
+            del self.monitors[neighbor]
+            self.link_costs.pop(neighbor, None)
+            self._carrier_lost.discard(neighbor)
+
+    def drain_events(self) -> list[MeshEvent]:
+        """Events since the last call (link changes, flagged and isolated nodes)."""
+        events = list(self.events)
+        self.events.clear()
+        return events
+
+    def snapshot(self) -> NodeSnapshot:
+        links = tuple(
+            LinkSnapshot(
+                neighbor,
+                m.state,
+                None if m.rtt_s is None else m.rtt_s * 1e3,
+                m.loss,
+                m.etx,
+                m.df,
+                m.dr,
+                m.hellos_sent,
+                m.hellos_received,
+                m.transitions,
+            )
+            for neighbor, m in sorted(self.monitors.items())
+        )
+        flagged = dict(self.tracker.flagged)
+        flagged.update({node: [reason] for node, reason in self.isolated.items()})
+        return NodeSnapshot(
+            self.name,
+            self.codec.wall(),
+            links,
+            dict(self.installed),
+            len(self.lsdb),
+            flagged,
+            self.counters.flat(),
+        )
+
+    def link_batch(self) -> TelemetryBatch:
+        """Per-link metrics (:data:`LINK_METRICS`) as one columnar batch."""
+        ts = self.codec.wall()
+        names = sorted(self.monitors)
+        rows = [
+            (
+                1.0 if m.up else 0.0,
+                math.nan if m.rtt_s is None else m.rtt_s * 1e3,
+                m.loss,
+                m.etx,
+                m.df,
+                m.dr,
+            )
+            for m in (self.monitors[n] for n in names)
+        ]
+        table = np.asarray(rows, dtype=np.float64).reshape(-1, len(LINK_METRICS))
+        return TelemetryBatch(
+            source=f"mesh:{self.name}",
+            kind="link",
+            ts=np.full(len(names), ts),
+            entity=np.asarray([link_key(self.name, n) for n in names], dtype=np.str_),
+            metrics={metric: table[:, i].copy() for i, metric in enumerate(LINK_METRICS)},
+        )
+
+    # --- hellos and links ------------------------------------------------------------
+
+    def _hello(self, neighbor: str, monitor: LinkMonitor, hello: Hello, now: float) -> None:
+        if hello.origin != neighbor or hello.dest != self.name:
+            self._reject("misdirected", f"hello {hello.origin}->{hello.dest} on link {neighbor}")
+            return
+        if monitor.is_replay(hello.seq):
+            self._reject("replayed", f"hello seq {hello.seq} from {neighbor} is not newer")
+            return
+        if monitor.on_hello(now, hello.seq, hello.echo_seq, hello.echo_delay_s, hello.rx_ratio):
+            self._link_up(neighbor, now)
+
+    def _link_up(self, neighbor: str, now: float) -> None:
+        self.counters.link_ups += 1
+        self._event("link_up", neighbor)
+        self.log.info("link up", neighbor=neighbor)
+        # Database exchange: hand the new neighbour everything still fresh.
+        horizon = self.codec.wall() - 0.9 * self.settings.replay_window_s
+        for entry in self.lsdb:
+            if entry.lsa.origin != self.name and entry.lsa.ts >= horizon:
+                self._send(neighbor, entry.raw)
+        self._originate(now)
+        self._spf(now)
+
+    def _link_down(self, neighbor: str, now: float, cause: str) -> None:
+        """Local repair first (same call, no flood, no round trip), then reconverge."""
+        self.counters.link_downs += 1
+        self.counters.heal_events += 1
+        repairs = []
+        for dest, entry in self.table.items():
+            current = self.installed.get(dest)
+            if current is None or current.next_hop != neighbor:
+                continue
+            alt = entry.alternate
+            if alt is not None and alt in self.monitors and self.monitors[alt].up:
+                repairs.append(Route(dest, alt, entry.alternate_cost))
+                self._pins[dest] = now + self.settings.repair_hold_s
+        if repairs:
+            self.counters.lfa_repairs += len(repairs)
+            self._push(repairs, [])
+        self._event("link_down", neighbor, cause)
+        self.log.info("link down", neighbor=neighbor, cause=cause, lfa_repairs=len(repairs))
+        self._originate(now)
+        self._spf(now)
+
+    def _send(self, neighbor: str, payload: bytes) -> None:
+        try:
+            self.transport.send(neighbor, payload)
+        except MeshError as exc:
+            self.counters.send_errors += 1
+            self.log.debug("send failed", neighbor=neighbor, error=exc.message)
+
+    # --- link-state advertisements ------------------------------------------------------
+
+    def _lsa(self, neighbor: str, lsa: Lsa, raw: bytes, now: float) -> None:
+        if lsa.origin == self.name:
+            if lsa.seq > self.own_seq:
+                # A previous incarnation's LSA outlived it: supersede it.
+                self.own_seq = lsa.seq
+                self._originate(now)
+            return
+        verdict = self.lsdb.verdict(lsa)
+        if verdict == Verdict.DUPLICATE:
+            self.counters.duplicates += 1
+            return
+        if verdict == Verdict.STALE:
+            stored = self.lsdb.get(lsa.origin)
+            if stored is not None and stored.lsa.ts - lsa.ts <= FLOOD_RACE_S:
+                self.counters.stale += 1  # an older copy overtaken in flight: normal
+            else:
+                self._reject("replayed", f"LSA seq {lsa.seq} of {lsa.origin} is older than ours")
+            return
+        changed = self.lsdb.install(lsa, raw, now)
+        self.counters.lsas_accepted += 1
+        for other, monitor in self.monitors.items():
+            if other != neighbor and monitor.up:
+                self._send(other, raw)
+        if changed:
+            self._dirty = True
+            if now - self._last_spf >= self.settings.spf_hold_s:
+                self._spf(now)
+
+    def _current_links(self) -> dict[str, float]:
+        return {n: round(self.link_costs[n] * m.etx, 3) for n, m in self.monitors.items() if m.up}
+
+    def _refresh_own(self, now: float) -> None:
+        links = self._current_links()
+        old = self._advertised
+        if (
+            old is None
+            or links.keys() != old.keys()
+            or any(abs(c - old[n]) > COST_HYSTERESIS * old[n] for n, c in links.items())
+            or now - self._last_origination >= self.settings.lsa_refresh_s
+        ):
+            self._originate(now, links)
+        elif self._repeats > 0:
+            self._repeats -= 1
+            own = self.lsdb.get(self.name)
+            if own is not None:
+                self._flood(own.raw)
+
+    def _originate(self, now: float, links: dict[str, float] | None = None) -> None:
+        links = self._current_links() if links is None else links
+        self.own_seq = max(self.own_seq + 1, self._wall_seq())
+        lsa = Lsa(self.name, self.own_seq, self.codec.wall(), tuple(sorted(links.items())))
+        raw = self.codec.seal(lsa)
+        if self.lsdb.install(lsa, raw, now):
+            self._dirty = True
+        self._advertised = links
+        self._last_origination = now
+        self._repeats = OWN_LSA_REPEATS
+        self.counters.lsas_originated += 1
+        self._flood(raw)
+
+    def _flood(self, raw: bytes) -> None:
+        for neighbor, monitor in self.monitors.items():
+            if monitor.up:
+                self._send(neighbor, raw)
+
+    # --- SPF and routes ------------------------------------------------------------
+
+    def _spf(self, now: float) -> None:
+        graph, unconfirmed = self.lsdb.graph(self._no_transit())
+        if self.settings.byzantine:
+            flagged, cleared = self.tracker.update(unconfirmed, now)
+            for node in cleared:
+                self._event("cleared", node)
+            if flagged:
+                self._report_flagged(flagged)
+                graph, _ = self.lsdb.graph(self._no_transit())
+        self.table = routing_table(graph, self.name)
+        self._last_spf = now
+        self._dirty = False
+        self.counters.spf_runs += 1
+        self._reconcile(now)
+
+    def _no_transit(self) -> set[str]:
+        return set(self.tracker.flagged) | set(self.isolated)
+
+    def _report_flagged(self, nodes: list[str]) -> None:
+        for node in nodes:
+            claims = ",".join(self.tracker.flagged.get(node, []))
+            self._event("unconfirmed_links", node, claims)
+            self.log.warning("node advertises unconfirmed links", suspect=node, links=claims)
+
+    def _reconcile(self, now: float) -> None:
+        """Make the sink match the table, keeping repair pins and stale routes while held."""
+        desired = {dest: Route(dest, e.next_hop, e.cost) for dest, e in self.table.items()}
+        for dest, until in list(self._pins.items()):
+            current = self.installed.get(dest)
+            monitor = self.monitors.get(current.next_hop) if current else None
+            if current is None or now >= until or monitor is None or not monitor.up:
+                del self._pins[dest]
+            else:
+                desired[dest] = current
+        hold = self.settings.stale_route_hold_s
+        for dest, current in self.installed.items():
+            if dest in desired:
+                self._stale.pop(dest, None)
+                continue
+            since = self._stale.setdefault(dest, now)
+            if now - since < hold and current.next_hop not in self._carrier_lost:
+                desired[dest] = current
+        self._apply(desired)
+
+    def _apply(self, desired: dict[str, Route]) -> None:
+        install = [
+            route
+            for dest, route in desired.items()
+            if (cur := self.installed.get(dest)) is None or cur.next_hop != route.next_hop
+        ]
+        remove = sorted(dest for dest in self.installed if dest not in desired)
+        self._push(install, remove)
+
+    def _push(self, install: list[Route], remove: list[str]) -> None:
+        if not install and not remove:
+            self._routes_dirty = False
+            return
+        try:
+            self.routes.apply(install, remove)
+        except MeshError as exc:
+            self.counters.route_errors += 1
+            self._routes_dirty = True
+            self.log.warning("route update failed; retrying next tick", error=str(exc))
+            return
+        for route in install:
+            self.installed[route.dest] = route
+        for dest in remove:
+            self.installed.pop(dest, None)
+            self._stale.pop(dest, None)
+        self.counters.route_changes += len(install) + len(remove)
+        self._routes_dirty = False
+
+    # --- helpers ---------------------------------------------------------------------
+
+    def _wall_seq(self) -> int:
+        """Sequence numbers start from wall-clock microseconds, so they keep growing
+        across restarts and receivers never take a new incarnation for a replay."""
+        return int(self.codec.wall() * 1e6)
+
+    def _reject(self, reason: str, detail: str) -> None:
+        self.counters.rejected[reason] = self.counters.rejected.get(reason, 0) + 1
+        self.log.debug("datagram dropped", reason=reason, detail=detail)
+
+    def _event(self, kind: str, subject: str, detail: str = "") -> None:
+        self.events.append(MeshEvent(self.codec.wall(), self.name, kind, subject, detail))

@@ -1,0 +1,439 @@
+"""The in-process mesh: many :class:`MeshNodeLogic` on a virtual clock, no kernel.
+
+:class:`SimBackend` implements :class:`~x0tta6bl4.mesh.ports.Backend`.  Every
+node runs the same logic as in a MeshNode actor; only the world is simulated:
+datagrams travel through an event queue with per-link delay, loss and up/down
+state, routes land in per-node tables, and ``reachable`` follows those tables
+hop by hop like the kernel would.  Time is virtual, so a 1,000-node mesh runs
+seconds of protocol time as fast as the CPU allows and every run with the
+same seed is the same.
+
+:func:`measure_spf` times one node's full SPF + LFA computation on a
+1,000-node link-state database (benchmark key ``sim.spf_1000_ms``) and
+:func:`measure_flood` how long one change takes to reach every node.
+"""
+
+from __future__ import annotations
+
+import heapq
+import random
+import statistics
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from x0tta6bl4.config import MeshSettings
+from x0tta6bl4.errors import MeshError, TopologyError
+from x0tta6bl4.mesh.linkstate import Lsdb
+from x0tta6bl4.mesh.node import MeshNodeLogic
+from x0tta6bl4.mesh.ports import Fault, FaultKind, Route
+from x0tta6bl4.mesh.security import Keyring, NodeKey, SecureCodec
+from x0tta6bl4.mesh.spf import routing_table
+from x0tta6bl4.mesh.topology import Topology, link_key, waxman
+from x0tta6bl4.mesh.wire import Lsa
+
+__all__ = [
+    "FloodMeasurement",
+    "SimBackend",
+    "SimLink",
+    "SimRouteSink",
+    "VirtualClock",
+    "measure_flood",
+    "measure_spf",
+]
+
+START_WALL = 1_800_000_000.0
+"""Wall-clock seconds at virtual time 0 (message timestamps need a plausible epoch)."""
+
+
+class VirtualClock:
+    """A clock that moves only when the simulator says so."""
+
+    def __init__(self, start: float = 0.0) -> None:
+        self.t = start
+
+    def now(self) -> float:
+        return self.t
+
+
+class SimRouteSink:
+    """One node's forwarding table (the simulator's kernel)."""
+
+    def __init__(self) -> None:
+        self.routes: dict[str, Route] = {}
+        self.applies = 0
+
+    def apply(self, install: Sequence[Route], remove: Sequence[str]) -> None:
+        self.applies += 1
+        for route in install:
+            self.routes[route.dest] = route
+        for dest in remove:
+            self.routes.pop(dest, None)
+
+    def installed(self) -> Mapping[str, Route]:
+        return dict(self.routes)
+
+
+@dataclass
+class SimLink:
+    """One undirected link's data-plane state."""
+
+    base_delay_s: float
+    delay_s: float
+    up: bool = True
+    loss: float = 0.0
+
+    @property
+    def delivers(self) -> bool:
+        return self.up and self.loss < 1.0
+
+
+class _Transport:
+    def __init__(self, backend: SimBackend, name: str) -> None:
+        self.backend = backend
+        self.name = name
+
+    def send(self, neighbor: str, payload: bytes) -> None:
+        self.backend._send(self.name, neighbor, payload)
+
+
+@dataclass(order=True)
+class _Event:
+    at: float
+    order: int
+    kind: int = field(compare=False)  # 0: tick, 1: delivery
+    node: str = field(compare=False)
+    src: str = field(compare=False, default="")
+    payload: bytes = field(compare=False, default=b"")
+
+
+class SimBackend:
+    """A whole mesh in memory.
+
+    Args:
+        settings: mesh settings every node runs with (``byzantine`` decides
+            whether keys are generated and datagrams signed).
+        seed: seeds loss draws and tick phases.
+        link_delay_s: one-way delay of a link unless a fault changes it.
+    """
+
+    kind = "sim"
+
+    def __init__(
+        self, settings: MeshSettings | None = None, *, seed: int = 1, link_delay_s: float = 0.0005
+    ) -> None:
+        self.settings = settings or MeshSettings(backend="sim")
+        self.seed = seed
+        self.link_delay_s = link_delay_s
+        self.clock = VirtualClock()
+        self.nodes: dict[str, MeshNodeLogic] = {}
+        self.sinks: dict[str, SimRouteSink] = {}
+        self.links: dict[str, SimLink] = {}
+        self.crashed: set[str] = set()
+        self.faults: list[Fault] = []
+        self.topology: Topology | None = None
+        self.delivered = 0
+        self.dropped = 0
+        self._rng = random.Random(seed)
+        self._queue: list[_Event] = []
+        self._order = 0
+        self._keys: dict[str, NodeKey] = {}
+        self._keyring = Keyring()
+
+    # --- Backend ---------------------------------------------------------------------
+
+    def up(self, topology: Topology) -> None:
+        """Create every node with its links up; protocol state starts empty (cold start)."""
+        self.down()
+        self.topology = topology
+        for link in topology.links:
+            self.links[link.key] = SimLink(
+                self.link_delay_s + link.delay_ms / 1e3, self.link_delay_s + link.delay_ms / 1e3
+            )
+        if self.settings.byzantine:
+            for name in topology.names:
+                self._keys[name] = NodeKey.generate(name, self.settings.pqc_beacons)
+                self._keyring.add(name, self._keys[name].public())
+        for name in topology.names:
+            self.sinks[name] = SimRouteSink()
+            self._start(name)
+
+    def down(self) -> None:
+        self.nodes.clear()
+        self.sinks.clear()
+        self.links.clear()
+        self.crashed.clear()
+        self.faults.clear()
+        self._queue.clear()
+        self._keys.clear()
+        self._keyring = Keyring()
+        self.topology = None
+
+    def inject(self, fault: Fault) -> None:
+        self._perturb(fault, heal=False)
+        if fault not in self.faults:
+            self.faults.append(fault)
+
+    def heal(self, fault: Fault) -> None:
+        self._perturb(fault, heal=True)
+        if fault in self.faults:
+            self.faults.remove(fault)
+
+    def reachable(self, src: str, dst: str) -> bool:
+        """Follow installed next hops from ``src``; False on a missing route, a dead link
+        or node, or a loop."""
+        return self._walk(src, dst, {})
+
+    # --- running ---------------------------------------------------------------------
+
+    def run(self, duration_s: float) -> None:
+        """Advance virtual time by ``duration_s``, processing every tick and delivery."""
+        end = self.clock.t + duration_s
+        queue = self._queue
+        while queue and queue[0].at <= end:
+            event = heapq.heappop(queue)
+            self.clock.t = event.at
+            if event.node in self.crashed or event.node not in self.nodes:
+                continue
+            node = self.nodes[event.node]
+            if event.kind == 0:
+                node.tick()
+                self._schedule(event.at + self.settings.probe_interval_s, 0, event.node)
+            else:
+                node.receive(event.src, event.payload)
+        self.clock.t = end
+
+    def run_until(
+        self, condition: Callable[[], bool], timeout_s: float, step_s: float | None = None
+    ) -> float | None:
+        """Run until ``condition()`` holds, checked every ``step_s`` of virtual time;
+        returns the virtual seconds it took, or None after ``timeout_s``."""
+        step = step_s or self.settings.probe_interval_s
+        start = self.clock.t
+        while self.clock.t - start < timeout_s:
+            if condition():
+                return self.clock.t - start
+            self.run(step)
+        return self.clock.t - start if condition() else None
+
+    def converged(self, pairs: Sequence[tuple[str, str]] | None = None) -> bool:
+        """Whether every pair (default: all pairs the live data plane connects) is reachable."""
+        if pairs is not None:
+            return all(self.reachable(a, b) for a, b in pairs)
+        topology = self._topology()
+        dead = [key for key, link in self.links.items() if not link.delivers]
+        for part in topology.components(without_links=dead, without_nodes=self.crashed):
+            for dst in part:
+                memo: dict[str, bool] = {}
+                if not all(self._walk(src, dst, memo) for src in part if src != dst):
+                    return False
+        return True
+
+    def restart(self, name: str) -> None:
+        """Restart node ``name``'s control logic only: its routes stay (non-stop
+        forwarding) and the new logic adopts them, as after a MeshNode actor crash."""
+        self._node_known(name)
+        self._start(name, adopt=True)
+
+    # --- internals -------------------------------------------------------------------
+
+    def _start(self, name: str, adopt: bool = False) -> None:
+        topology = self._topology()
+        wall = self._wall
+        if self.settings.byzantine:
+            codec = SecureCodec(
+                self._keys[name],
+                self._keyring,
+                pqc=self.settings.pqc_beacons,
+                max_message_bytes=self.settings.max_message_bytes,
+                replay_window_s=self.settings.replay_window_s,
+                wall=wall,
+            )
+        else:
+            codec = SecureCodec(
+                None,
+                None,
+                byzantine=False,
+                max_message_bytes=self.settings.max_message_bytes,
+                wall=wall,
+            )
+        neighbors = topology.neighbors(name)
+        node = MeshNodeLogic(
+            name,
+            neighbors,
+            self.clock,
+            _Transport(self, name),
+            self.sinks[name],
+            codec,
+            self.settings,
+            link_costs={n: topology.link(name, n).cost for n in neighbors},
+        )
+        self.nodes[name] = node
+        if adopt:
+            node.adopt()
+        phase = self._rng.random() * self.settings.probe_interval_s
+        self._schedule(self.clock.t + phase, 0, name)
+
+    def _wall(self) -> float:
+        return START_WALL + self.clock.t
+
+    def _schedule(
+        self, at: float, kind: int, node: str, src: str = "", payload: bytes = b""
+    ) -> None:
+        self._order += 1
+        heapq.heappush(self._queue, _Event(at, self._order, kind, node, src, payload))
+
+    def _send(self, src: str, dst: str, payload: bytes) -> None:
+        link = self.links.get(link_key(src, dst))
+        if link is None:
+            raise MeshError(f"{src} has no link to {dst}")
+        if not link.up or src in self.crashed or (link.loss and self._rng.random() < link.loss):
+            self.dropped += 1
+            return
+        self.delivered += 1
+        self._schedule(self.clock.t + link.delay_s, 1, dst, src, payload)
+
+    def _walk(self, src: str, dst: str, memo: dict[str, bool]) -> bool:
+        path: list[str] = []
+        seen: set[str] = set()
+        cur = src
+        result = False
+        while True:
+            if cur in memo:
+                result = memo[cur]
+                break
+            if cur in self.crashed or cur in seen:
+                break
+            if cur == dst:
+                result = True
+                break
+            seen.add(cur)
+            path.append(cur)
+            route = self.sinks[cur].routes.get(dst) if cur in self.sinks else None
+            link = self.links.get(link_key(cur, route.next_hop)) if route else None
+            if route is None or link is None or not link.delivers:
+                break
+            cur = route.next_hop
+        for hop in path:
+            memo[hop] = result
+        return result
+
+    def _topology(self) -> Topology:
+        if self.topology is None:
+            raise MeshError("the simulated mesh is not up", fix="call up(topology) first")
+        return self.topology
+
+    def _node_known(self, name: str) -> None:
+        if name not in self.sinks:
+            raise TopologyError(f"unknown node {name}", fix="see the topology's node list")
+
+    def _link(self, a: str, b: str) -> SimLink:
+        link = self.links.get(link_key(a, b))
+        if link is None:
+            raise TopologyError(f"no link between {a} and {b}", link=link_key(a, b))
+        return link
+
+    def _perturb(self, fault: Fault, heal: bool) -> None:
+        targets = fault.targets
+        if fault.kind in (FaultKind.LINK_DOWN, FaultKind.LOSS, FaultKind.DELAY):
+            if len(targets) != 2:
+                raise TopologyError(
+                    f"a {fault.kind} fault needs two nodes, got {len(targets)}",
+                    fix="name both ends of the link",
+                )
+            link = self._link(*targets)
+            if fault.kind == FaultKind.LINK_DOWN:
+                link.up = heal
+                for a, b in (targets, targets[::-1]):
+                    if a in self.nodes and a not in self.crashed:
+                        self.nodes[a].link_event(b, up=heal)
+            elif fault.kind == FaultKind.LOSS:
+                link.loss = 0.0 if heal else min(1.0, max(0.0, fault.value / 100))
+            else:
+                link.delay_s = link.base_delay_s if heal else fault.value / 1e3
+        elif fault.kind == FaultKind.NODE_CRASH:
+            for name in targets:
+                self._node_known(name)
+                if heal and name in self.crashed:
+                    self.crashed.discard(name)
+                    self.sinks[name] = SimRouteSink()
+                    self._start(name)
+                elif not heal:
+                    self.crashed.add(name)
+        elif fault.kind == FaultKind.PARTITION:
+            side = set(targets)
+            for name in side:
+                self._node_known(name)
+            for edge in self._topology().links:
+                if (edge.a in side) != (edge.b in side):
+                    self.links[edge.key].loss = 0.0 if heal else 1.0
+
+
+# --- measurements -------------------------------------------------------------------
+
+
+def _full_lsdb(topology: Topology, owner: str) -> Lsdb:
+    lsdb = Lsdb(owner, max_age_s=1e9)
+    for seq, name in enumerate(topology.names, start=1):
+        links = tuple(sorted((n, topology.link(name, n).cost) for n in topology.neighbors(name)))
+        lsdb.install(Lsa(name, seq, START_WALL, links), b"", 0.0)
+    return lsdb
+
+
+def measure_spf(n: int = 1000, seed: int = 1, repeats: int = 20) -> float:
+    """Median milliseconds for one node's full route computation on an ``n``-node
+    Waxman mesh: two-way graph from the LSDB, SPF, and per-destination LFAs
+    (Dijkstra from every neighbour).  Sources cycle over ``repeats`` nodes."""
+    topology = waxman(n, seed=seed)
+    rng = random.Random(seed)
+    sources = [rng.choice(topology.names) for _ in range(repeats)]
+    lsdb = _full_lsdb(topology, sources[0])
+    samples = []
+    for source in sources:
+        lsdb.owner = source
+        started = time.perf_counter()
+        graph, _ = lsdb.graph()
+        table = routing_table(graph, source)
+        samples.append((time.perf_counter() - started) * 1e3)
+        if len(table) != n - 1:
+            raise MeshError(f"SPF from {source} reached {len(table)} of {n - 1} nodes")
+    return statistics.median(samples)
+
+
+@dataclass(frozen=True)
+class FloodMeasurement:
+    nodes: int
+    converge_virtual_ms: float
+    """Virtual time from a cold start until every pair is reachable."""
+    reconverge_virtual_ms: float
+    """Virtual time from a silent link failure until every node's SPF excludes it."""
+    reconverge_wall_ms: float
+    """CPU time the simulator spent on that reconvergence (all nodes, one process)."""
+
+
+def measure_flood(n: int = 1000, seed: int = 1) -> FloodMeasurement:
+    """Cold-start a ``n``-node Waxman mesh in the simulator (unsigned datagrams), then fail
+    one link silently and time how long the change takes to reach every node."""
+    topology = waxman(n, seed=seed)
+    settings = MeshSettings(backend="sim", byzantine=False, spf_hold_s=0.1)
+    sim = SimBackend(settings, seed=seed)
+    sim.up(topology)
+    converge = sim.run_until(sim.converged, timeout_s=30.0, step_s=0.1)
+    if converge is None:
+        raise MeshError(f"the simulated {n}-node mesh did not converge in 30 virtual seconds")
+    victim = max(topology.links, key=lambda link: len(topology.neighbors(link.a)))
+    sim.inject(Fault(FaultKind.LOSS, victim.ends, 100.0))
+
+    def spread() -> bool:
+        return all(
+            victim.b not in node.lsdb.get(victim.a).links  # type: ignore[union-attr]
+            for node in sim.nodes.values()
+            if victim.a in node.lsdb
+        )
+
+    started = time.perf_counter()
+    took = sim.run_until(spread, timeout_s=5.0, step_s=0.005)
+    wall_ms = (time.perf_counter() - started) * 1e3
+    if took is None:
+        raise MeshError("a link failure did not reach every simulated node in 5 virtual seconds")
+    return FloodMeasurement(n, converge * 1e3, took * 1e3, wall_ms)
