@@ -13,6 +13,8 @@ APT_PACKAGES=(python3-bpfcc bpfcc-tools libbpfcc linux-headers-amd64 iproute2 ip
 STAMP="$VENV/.x0-installed"
 missing=()
 
+# pip -q still warns about every index location it skips; keep real errors only.
+quiet_pip() { "$VENV/bin/pip" "$@" 2>&1 | { grep -v "^WARNING: Location '" || true; }; }
 say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
 is_root() { [ "$(id -u)" -eq 0 ]; }
 
@@ -69,12 +71,11 @@ mount_fs() {
 make_venv() {
   if [ -f "$STAMP" ] && [ "$STAMP" -nt pyproject.toml ]; then return 0; fi
   [ -x "$VENV/bin/python" ] || { say "creating $VENV"; "$PY" -m venv "$VENV"; }
-  local pip="$VENV/bin/pip"
   # torch first, from the CPU build on local disk, so nothing pulls a CUDA build.
   "$VENV/bin/python" -c "import torch" 2>/dev/null || {
-    say "installing torch==$TORCH_VERSION"; "$pip" install -q "torch==$TORCH_VERSION"; }
+    say "installing torch==$TORCH_VERSION"; quiet_pip install -q "torch==$TORCH_VERSION"; }
   say "installing x0tta6bl4 (editable) and test tools"
-  "$pip" install -q -e '.[dev]'
+  quiet_pip install -q -e '.[dev]'
   touch "$STAMP"
 }
 
