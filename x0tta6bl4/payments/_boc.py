@@ -16,6 +16,7 @@ import base64
 from dataclasses import dataclass
 
 from bitarray.util import ba2int
+from crc32c import crc32c
 from pytonlib.utils.tlb import Slice
 from tvm_valuetypes.cell import Cell, deserialize_boc
 
@@ -58,7 +59,10 @@ def _cell(boc_b64: str) -> Cell:
 
 
 def _b64(cell: Cell) -> str:
-    return base64.b64encode(cell.serialize_boc(has_idx=False)).decode()
+    """Serialise with a CRC32-C like wallets do (tvm_valuetypes' own CRC call is deprecated)."""
+    boc = bytearray(cell.serialize_boc(has_idx=False, hash_crc32=False))
+    boc[4] |= 0x40  # the hash_crc32 flag
+    return base64.b64encode(bytes(boc) + crc32c(bytes(boc)).to_bytes(4, "little")).decode()
 
 
 def _read_snake_text(slice_: Slice) -> str:
