@@ -117,6 +117,18 @@ class MeshSettings(_Section):
     neighbour whose actor restarts keeps forwarding; carrier loss removes it at once."""
     byzantine_grace_s: float = Field(2.0, gt=0, le=600)
     """A node whose advertised links stay unconfirmed this long is flagged, not used as transit."""
+    route_protocol: int = Field(211, ge=5, le=255)
+    """Kernel route protocol number of our routes (``ip route show proto 211``)."""
+    udp_port: int = Field(6211, ge=1, le=65535)
+    """UDP port of hellos and advertisements on every mesh link."""
+    resync_interval_s: float = Field(1.0, gt=0, le=600)
+    """How often a node compares the kernel's routes with its own and repairs drift."""
+    telemetry_interval_s: float = Field(1.0, gt=0, le=3600)
+    """How often a MeshNode ships a telemetry batch and updates its metrics."""
+    consumer: str = "supervisor"
+    """Named actor whose ``ingest(refs)`` receives telemetry batch refs; absent: batches kept."""
+    start_timeout_s: float = Field(60.0, gt=0, le=600)
+    """How long bringing up the MeshNode actors may take before that is an error."""
 
 
 class SupervisorSettings(_Section):
