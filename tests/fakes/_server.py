@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -56,6 +57,8 @@ class FakeServer:
         self.lock = threading.RLock()
         self.requests: list[Request] = []
         self.faults: list[Fault] = []
+        self.delay_s = 0.0
+        """Seconds every answer waits (a slow API)."""
         self._routes: list[tuple[str, str, Handler]] = []
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -68,6 +71,8 @@ class FakeServer:
             self.faults.append(fault)
 
     def _dispatch(self, request: Request) -> Response:
+        if self.delay_s:
+            time.sleep(self.delay_s)
         with self.lock:
             self.requests.append(request)
             for fault in self.faults:
