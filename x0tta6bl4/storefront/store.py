@@ -1,0 +1,314 @@
+"""The bot's own durable state in one SQLite file: FSM, invoices, users, seen updates.
+
+Orders and payments live in the payments ledger; this file keeps what the bot
+needs to carry on after a restart: each buyer's FSM state, which message shows
+which invoice, whether a credential went out, and which updates were handled.
+
+All SQLite work runs on one dedicated thread (one connection, WAL mode), so
+the event loop never blocks on disk and no two statements race.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, TypeVar
+
+from aiogram.fsm.state import State
+from aiogram.fsm.storage.base import BaseStorage, DefaultKeyBuilder, StateType, StorageKey
+
+from x0tta6bl4.errors import ConfigError
+
+__all__ = ["BotStore", "InvoiceRecord", "SqliteStorage"]
+
+T = TypeVar("T")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS fsm (
+    key TEXT PRIMARY KEY, state TEXT, data TEXT NOT NULL DEFAULT '{}'
+);
+CREATE TABLE IF NOT EXISTS users (
+    user_id INTEGER PRIMARY KEY, lang TEXT NOT NULL, first_seen REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS seen_updates (update_id INTEGER PRIMARY KEY, seen_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS invoices (
+    order_id TEXT PRIMARY KEY,
+    user_id INTEGER NOT NULL,
+    chat_id INTEGER NOT NULL,
+    lang TEXT NOT NULL,
+    product_id TEXT NOT NULL,
+    currency TEXT NOT NULL,
+    amount_text TEXT NOT NULL,
+    address TEXT NOT NULL,
+    comment TEXT,
+    wallets TEXT NOT NULL DEFAULT '{}',
+    expires_at REAL NOT NULL,
+    message_id INTEGER,
+    qr_message_id INTEGER,
+    status TEXT NOT NULL DEFAULT 'open',
+    delivery TEXT NOT NULL DEFAULT 'none',
+    created_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS invoices_user ON invoices (user_id);
+CREATE INDEX IF NOT EXISTS invoices_todo ON invoices (status, delivery)
+    WHERE status = 'open' OR delivery != 'done';
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+SEEN_UPDATES_KEEP_S = 7 * 86400
+"""How long handled update ids are remembered (Telegram re-sends for at most 24 h)."""
+
+
+@dataclass(frozen=True)
+class InvoiceRecord:
+    """Where an order's invoice is shown and how far its delivery got."""
+
+    order_id: str
+    user_id: int
+    chat_id: int
+    lang: str
+    product_id: str
+    currency: str
+    amount_text: str
+    """The exact amount to send, as a decimal string without the symbol."""
+    address: str
+    comment: str | None
+    wallets: str
+    """JSON object of wallet name -> deep link, for the invoice keyboard."""
+    expires_at: float
+    """Unix seconds."""
+    created_at: float
+    message_id: int | None = None
+    qr_message_id: int | None = None
+    status: str = "open"
+    """``open`` while the invoice awaits payment; the final order state once closed."""
+    delivery: str = "none"
+    """``none``, ``delivering`` (claimed by one sender) or ``done``.
+
+    The token itself is not stored: it is re-derived from the order on demand.
+    """
+
+
+_INVOICE_COLUMNS = [f.name for f in fields(InvoiceRecord)]
+
+
+class BotStore:
+    """Async facade over the bot's SQLite file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="x0-bot-sqlite")
+        self._conn: sqlite3.Connection | None = None
+
+    async def open(self) -> None:
+        await self._run(self._open)
+
+    def _open(self) -> None:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(self.path, isolation_level=None)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.executescript(_SCHEMA)
+        except (OSError, sqlite3.Error) as exc:
+            raise ConfigError(
+                f"bot state file {self.path} cannot be opened: {exc}",
+                fix="set storefront.state_db to a writable path",
+            ) from exc
+        self._conn = conn
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            await self._run(self._conn.close)
+            self._conn = None
+        self._executor.shutdown(wait=True)
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, fn, *args)
+
+    def _db(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise ConfigError("bot state store is not open", fix="call BotStore.open() first")
+        return self._conn
+
+    async def _exec(self, sql: str, params: tuple[Any, ...] = ()) -> int:
+        """Run one write statement; return the number of rows it changed."""
+        return await self._run(lambda: self._db().execute(sql, params).rowcount)
+
+    async def _rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        return await self._run(lambda: self._db().execute(sql, params).fetchall())
+
+    # FSM ---------------------------------------------------------------
+
+    async def fsm_get(self, key: str) -> tuple[str | None, dict[str, Any]]:
+        rows = await self._rows("SELECT state, data FROM fsm WHERE key = ?", (key,))
+        return (rows[0][0], json.loads(rows[0][1])) if rows else (None, {})
+
+    async def fsm_set_state(self, key: str, state: str | None) -> None:
+        await self._exec(
+            "INSERT INTO fsm (key, state) VALUES (?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET state = excluded.state",
+            (key, state),
+        )
+
+    async def fsm_set_data(self, key: str, data: Mapping[str, Any]) -> None:
+        await self._exec(
+            "INSERT INTO fsm (key, data) VALUES (?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET data = excluded.data",
+            (key, json.dumps(dict(data))),
+        )
+
+    # Users and updates ---------------------------------------------------
+
+    async def seen(self, update_id: int) -> bool:
+        """Whether an update was handled before.
+
+        Telegram re-sends the updates the bot had not confirmed when it
+        stopped; this keeps a restart from handling a button press twice.
+        """
+        rows = await self._rows("SELECT 1 FROM seen_updates WHERE update_id = ?", (update_id,))
+        return bool(rows)
+
+    async def mark_seen(self, update_id: int, user_id: int | None, lang: str) -> None:
+        """Record a handled update, and its sender's language for later pushes."""
+
+        def txn() -> None:
+            db = self._db()
+            now = time.time()
+            with db:
+                db.execute("BEGIN IMMEDIATE")
+                db.execute("INSERT OR IGNORE INTO seen_updates VALUES (?, ?)", (update_id, now))
+                if user_id is not None:
+                    db.execute(
+                        "INSERT INTO users VALUES (?, ?, ?) "
+                        "ON CONFLICT (user_id) DO UPDATE SET lang = excluded.lang",
+                        (user_id, lang, now),
+                    )
+
+        await self._run(txn)
+
+    async def forget_old_updates(self, now: float | None = None) -> int:
+        cutoff = (now or time.time()) - SEEN_UPDATES_KEEP_S
+        return await self._exec("DELETE FROM seen_updates WHERE seen_at < ?", (cutoff,))
+
+    async def get_meta(self, key: str) -> str | None:
+        rows = await self._rows("SELECT value FROM meta WHERE key = ?", (key,))
+        return rows[0][0] if rows else None
+
+    async def set_meta(self, key: str, value: str) -> None:
+        await self._exec(
+            "INSERT INTO meta VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
+
+    async def user_lang(self, user_id: int) -> str | None:
+        rows = await self._rows("SELECT lang FROM users WHERE user_id = ?", (user_id,))
+        return rows[0][0] if rows else None
+
+    async def count_users(self) -> int:
+        return int((await self._rows("SELECT count(*) FROM users"))[0][0])
+
+    # Invoices ------------------------------------------------------------
+
+    async def add_invoice(self, record: InvoiceRecord) -> None:
+        marks = ", ".join("?" for _ in _INVOICE_COLUMNS)
+        values = tuple(getattr(record, c) for c in _INVOICE_COLUMNS)
+        await self._exec(
+            f"INSERT OR REPLACE INTO invoices ({', '.join(_INVOICE_COLUMNS)}) VALUES ({marks})",
+            values,
+        )
+
+    async def invoice(self, order_id: str) -> InvoiceRecord | None:
+        rows = await self._select("WHERE order_id = ?", (order_id,))
+        return rows[0] if rows else None
+
+    async def open_invoices(self) -> list[InvoiceRecord]:
+        """Invoices awaiting payment, and paid ones whose credential is not out yet."""
+        return await self._select(
+            "WHERE status = 'open' OR (status = 'paid' AND delivery != 'done')", ()
+        )
+
+    async def invoices_of(self, user_id: int) -> list[InvoiceRecord]:
+        return await self._select("WHERE user_id = ? ORDER BY created_at", (user_id,))
+
+    async def _select(self, where: str, params: tuple[Any, ...]) -> list[InvoiceRecord]:
+        rows = await self._rows(
+            f"SELECT {', '.join(_INVOICE_COLUMNS)} FROM invoices {where}", params
+        )
+        return [InvoiceRecord(*row) for row in rows]
+
+    async def set_messages(self, order_id: str, message_id: int, qr_message_id: int) -> None:
+        await self._exec(
+            "UPDATE invoices SET message_id = ?, qr_message_id = ? WHERE order_id = ?",
+            (message_id, qr_message_id, order_id),
+        )
+
+    async def close_invoice(self, order_id: str, status: str) -> bool:
+        """Mark an open invoice final; False when it was closed already (by a racer)."""
+        changed = await self._exec(
+            "UPDATE invoices SET status = ? WHERE order_id = ? AND status = 'open'",
+            (status, order_id),
+        )
+        return changed > 0
+
+    async def claim_delivery(self, order_id: str) -> bool:
+        """Take the right to deliver an order's credential; True for exactly one caller.
+
+        A delivery a crash interrupted is put back by :meth:`reclaim_interrupted`.
+        """
+        changed = await self._exec(
+            "UPDATE invoices SET delivery = 'delivering' WHERE order_id = ? AND delivery = 'none'",
+            (order_id,),
+        )
+        return changed > 0
+
+    async def finish_delivery(self, order_id: str) -> None:
+        await self._exec("UPDATE invoices SET delivery = 'done' WHERE order_id = ?", (order_id,))
+
+    async def release_delivery(self, order_id: str) -> None:
+        """Give a claimed delivery back after a failed send, so it is retried."""
+        await self._exec(
+            "UPDATE invoices SET delivery = 'none' WHERE order_id = ? AND delivery = 'delivering'",
+            (order_id,),
+        )
+
+    async def reclaim_interrupted(self) -> int:
+        """At start-up: deliveries a crash left half-done go back to the queue."""
+        return await self._exec(
+            "UPDATE invoices SET delivery = 'none' WHERE delivery = 'delivering'"
+        )
+
+    async def delivered_count(self) -> int:
+        rows = await self._rows("SELECT count(*) FROM invoices WHERE delivery = 'done'")
+        return int(rows[0][0])
+
+
+class SqliteStorage(BaseStorage):
+    """aiogram FSM storage on :class:`BotStore`: a restart keeps every buyer's step."""
+
+    def __init__(self, store: BotStore) -> None:
+        self.store = store
+        self._keys = DefaultKeyBuilder(with_destiny=True, with_bot_id=True)
+
+    async def set_state(self, key: StorageKey, state: StateType = None) -> None:
+        value = state.state if isinstance(state, State) else state
+        await self.store.fsm_set_state(self._keys.build(key), value)
+
+    async def get_state(self, key: StorageKey) -> str | None:
+        return (await self.store.fsm_get(self._keys.build(key)))[0]
+
+    async def set_data(self, key: StorageKey, data: Mapping[str, Any]) -> None:
+        await self.store.fsm_set_data(self._keys.build(key), data)
+
+    async def get_data(self, key: StorageKey) -> dict[str, Any]:
+        return (await self.store.fsm_get(self._keys.build(key)))[1]
+
+    async def close(self) -> None:
+        """The store is closed by its owner, after the dispatcher stops."""
