@@ -97,6 +97,10 @@ MIGRATIONS: list[str] = [
         owner TEXT NOT NULL,
         until_ms INTEGER NOT NULL
     );
+    CREATE TABLE verifiers (
+        owner TEXT PRIMARY KEY,
+        until_ms INTEGER NOT NULL
+    );
     """,
 ]
 """Schema versions in order; ``PRAGMA user_version`` counts the applied ones."""
@@ -516,11 +520,17 @@ class SqliteRepository:
         until = now_ms + int(ttl.total_seconds() * 1000)
         with self._write() as db:
             db.execute("DELETE FROM leases WHERE until_ms <= ?", (now_ms,))
+            db.execute("DELETE FROM verifiers WHERE until_ms <= ?", (now_ms,))
+            db.execute(
+                "INSERT INTO verifiers (owner, until_ms) VALUES (?, ?) ON CONFLICT (owner) "
+                "DO UPDATE SET until_ms = excluded.until_ms",
+                (owner, until),
+            )
             holders: dict[str, str] = {
                 r["stream"]: r["owner"] for r in db.execute("SELECT stream, owner FROM leases")
             }
-            owners = {*holders.values(), owner}
-            share = -(-len(streams) // len(owners))
+            owners = db.execute("SELECT COUNT(*) FROM verifiers").fetchone()[0]
+            share = -(-len(streams) // owners)
             mine = [s for s in streams if holders.get(s) == owner][:share]
             for stream in streams:
                 if len(mine) >= share:
@@ -537,6 +547,7 @@ class SqliteRepository:
     def release(self, owner: str) -> None:
         with self._write() as db:
             db.execute("DELETE FROM leases WHERE owner = ?", (owner,))
+            db.execute("DELETE FROM verifiers WHERE owner = ?", (owner,))
 
     # -- reports --------------------------------------------------------------
 
