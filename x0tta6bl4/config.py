@@ -108,8 +108,9 @@ class MeshSettings(_Section):
     """How far a signed message's timestamp may differ from the receiver's clock."""
     max_message_bytes: int = Field(8192, ge=512, le=65_000)
     """Larger mesh datagrams are dropped unread and counted as oversized."""
-    spf_hold_s: float = Field(0.05, ge=0, le=60)
-    """Least time between two SPF runs triggered by advertisements (local repair ignores it)."""
+    spf_hold_s: float = Field(0.01, ge=0, le=60)
+    """Least time between two SPF runs for good news (new or cheaper links); bad news and
+    local repair run SPF at once."""
     repair_hold_s: float = Field(0.5, ge=0, le=60)
     """How long a loop-free alternate installed by local repair stays before SPF may replace it."""
     stale_route_hold_s: float = Field(10.0, ge=0, le=600)
@@ -129,6 +130,9 @@ class MeshSettings(_Section):
     """Named actor whose ``ingest(refs)`` receives telemetry batch refs; absent: batches kept."""
     start_timeout_s: float = Field(60.0, gt=0, le=600)
     """How long bringing up the MeshNode actors may take before that is an error."""
+    realtime_priority: int = Field(10, ge=0, le=99)
+    """SCHED_RR priority of a MeshNode's loop and netlink threads (0: normal scheduling), so
+    hellos leave on time on a busy host; needs root or CAP_SYS_NICE."""
 
 
 class SupervisorSettings(_Section):
@@ -170,6 +174,27 @@ class EbpfSettings(_Section):
 class MlSettings(_Section):
     enabled: bool = True
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    """``auto`` trains on a GPU when the Trainer actor was given one."""
+    torch_threads: int = Field(1, ge=0, le=256)
+    """Intra-op threads of torch in the Trainer and the CLI; 0 lets torch choose."""
+    models_dir: Path | None = None
+    """Model registry (checkpoints, ``current``); None: ``<data_dir>/ml/models``."""
+    train_cases: int = Field(900, ge=10)
+    """Twin cases a full training run generates."""
+    quick_cases: int = Field(400, ge=10)
+    """Twin cases a ``--quick`` training run generates."""
+    epochs: int = Field(30, ge=1, le=1000)
+    quick_epochs: int = Field(15, ge=1, le=1000)
+    eval_cases: int = Field(60, ge=0)
+    """Held-out cases scored after training; their AC@1 is stored in the registry."""
+    seed: int = 0
+    """Seed of generated training data and of training."""
+    top_k: int = Field(3, ge=1, le=100)
+    """Root causes reported (with explanations) per analysis."""
+    anomaly_threshold: float = Field(0.5, gt=0, lt=1)
+    """Anomaly score (0..1) above which an entity counts as anomalous."""
+    explain_steps: int = Field(32, ge=2, le=512)
+    """Integrated-gradients steps per explanation."""
 
 
 class PaymentsSettings(_Section):
