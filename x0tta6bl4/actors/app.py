@@ -64,6 +64,11 @@ class ComponentSpec:
 
 COMPONENTS: list[ComponentSpec] = [
     ComponentSpec("metrics", "metrics.enabled", "x0tta6bl4.ops.metrics:MetricsExporter"),
+    ComponentSpec("ebpf", "ebpf.enabled", "x0tta6bl4.actors.ebpf_app:EbpfComponent"),
+    ComponentSpec(
+        "payments", "payments.enabled", "x0tta6bl4.actors.payments_app:PaymentsComponent"
+    ),
+    ComponentSpec("trainer", "ml.enabled", "x0tta6bl4.actors.trainer:TrainerComponent"),
 ]
 
 

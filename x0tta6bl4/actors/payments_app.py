@@ -1,0 +1,87 @@
+"""The ``payments`` component of the app: one Ledger actor and ``payments.verifiers`` pollers.
+
+Enabled by ``payments.enabled``.  Without a receiving address nothing could
+be verified, so ``start`` raises a ConfigError that says which setting to add.
+"""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+import ray
+from ray.actor import ActorHandle
+
+from x0tta6bl4 import loggers
+from x0tta6bl4.actors.ledger import spawn_ledger
+from x0tta6bl4.actors.payment_verifier import spawn_verifier
+from x0tta6bl4.actors.runtime import RayInfo
+from x0tta6bl4.config import Settings
+from x0tta6bl4.errors import ConfigError
+from x0tta6bl4.payments import resolve
+
+__all__ = ["PaymentsComponent", "payments_db_path"]
+
+log = loggers.payments
+
+_STOP_TIMEOUT_S = 30.0
+
+
+def payments_db_path(settings: Settings) -> str:
+    """The ledger's SQLite file: ``payments.db_path`` or ``<data_dir>/payments.sqlite``."""
+    return str(settings.payments.db_path or settings.data_dir / "payments.sqlite")
+
+
+class PaymentsComponent:
+    """Starts the Ledger actor, then the verifiers; stops them in reverse."""
+
+    name = "payments"
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.ledger: ActorHandle[Any] | None = None
+        self.verifiers: list[ActorHandle[Any]] = []
+
+    def start(self, ray_info: RayInfo) -> None:
+        payments = self.settings.payments
+        if not resolve(payments).currencies():
+            raise ConfigError(
+                "payments are enabled but no receiving address is configured",
+                fix="set payments.tron_addresses and/or payments.ton_addresses",
+            )
+        self.ledger = spawn_ledger(payments, payments_db_path(self.settings), ray_info.namespace)
+        self.verifiers = [
+            spawn_verifier(payments, i, ray_info.namespace) for i in range(payments.verifiers)
+        ]
+        log.info("payments_started", verifiers=len(self.verifiers))
+
+    def status(self) -> dict[str, Any]:
+        if self.ledger is None:
+            return {}
+        stats = cast(dict[str, Any], ray.get(self.ledger.call.remote("stats"), timeout=10))
+        refs = [v.status.remote() for v in self.verifiers]
+        reports: list[dict[str, Any]] = ray.get(refs, timeout=10)
+        return {
+            "orders": stats["orders"],
+            "verifiers": len(reports),
+            "polls": sum(r["polls"] for r in reports),
+            "poll_errors": sum(r["errors"] for r in reports),
+        }
+
+    def stop(self) -> None:
+        """Stop and remove the verifiers, then the ledger; idempotent."""
+        while self.verifiers:
+            verifier = self.verifiers.pop()
+            try:
+                ray.get(verifier.stop.remote(), timeout=_STOP_TIMEOUT_S)
+            except ray.exceptions.RayError as exc:
+                log.error("verifier_stop_failed", error=str(exc))
+            finally:
+                ray.kill(verifier)
+        if self.ledger is not None:
+            ledger, self.ledger = self.ledger, None
+            try:
+                ray.get(ledger.close.remote(), timeout=_STOP_TIMEOUT_S)
+            except ray.exceptions.RayError as exc:
+                log.error("ledger_stop_failed", error=str(exc))
+            finally:
+                ray.kill(ledger)
