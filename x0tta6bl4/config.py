@@ -130,6 +130,9 @@ class MeshSettings(_Section):
     """Named actor whose ``ingest(refs)`` receives telemetry batch refs; absent: batches kept."""
     start_timeout_s: float = Field(60.0, gt=0, le=600)
     """How long bringing up the MeshNode actors may take before that is an error."""
+    topology_file: Path | None = None
+    """With ``backend=host``: the JSON file mapping mesh nodes to Ray nodes, interfaces and
+    addresses (format in docs/mesh.md)."""
     realtime_priority: int = Field(10, ge=0, le=99)
     """SCHED_RR priority of a MeshNode's loop and netlink threads (0: normal scheduling), so
     hellos leave on time on a busy host; needs root or CAP_SYS_NICE."""
