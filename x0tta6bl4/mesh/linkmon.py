@@ -13,7 +13,8 @@ keeps
 * ``etx = 1 / (df * dr)`` (De Couto et al.), the routing cost;
 * a state: DOWN, PROBATION (hearing hellos, not trusted yet) and UP.
 
-A link goes DOWN after ``miss_threshold`` probe intervals without a hello or
+A link goes DOWN after ``miss_threshold`` probe intervals without a hello,
+when the neighbour's echoes show it no longer hears us (a one-way link), or
 at once on :meth:`LinkMonitor.carrier_down`.  It comes back UP only after
 ``hold_down_probes`` good hellos in a row, both ways (the neighbour echoes
 ours); every down within ``FLAP_WINDOW_S`` doubles that number (up to
@@ -87,6 +88,8 @@ class LinkMonitor:
         self._sent: deque[tuple[int, float]] = deque(maxlen=SENT_MEMORY)
         self._downs: deque[float] = deque()
         self._echo_fresh = False
+        self._echoed_sent_at: float | None = None
+        """When we sent the newest hello the neighbour says it got (one-way detection)."""
         self._missed_counted = 0
 
     # --- sending ---------------------------------------------------------------
@@ -128,13 +131,17 @@ class LinkMonitor:
         self.last_seq = seq
         self.last_rx = now
         self.hellos_received += 1
-        self.df = min(1.0, max(0.0, rx_ratio))
+        if echo_seq:
+            # echo_seq 0: the neighbour has no measurement of us yet (a new incarnation),
+            # which is not the same as having lost everything.
+            self.df = min(1.0, max(0.0, rx_ratio))
         self._echo_fresh = False
         for sent_seq, sent_at in self._sent:
             if sent_seq == echo_seq:
                 sample = max(0.0, now - sent_at - echo_delay_s)
                 self.rtt_s = sample if self.rtt_s is None else self.rtt_s * (1 - w) + sample * w
                 self._echo_fresh = True
+                self._echoed_sent_at = sent_at
                 break
         if self._echo_fresh:
             self.good_in_row += 1
@@ -167,8 +174,17 @@ class LinkMonitor:
             return 0
         return max(0, math.floor((now - self.last_rx) / self.params.probe_interval_s + 1e-9))
 
+    def one_way(self, now: float) -> bool:
+        """Whether the neighbour has stopped hearing us: it still talks, but its echoes
+        name none of our hellos of the last ``miss_threshold + 1`` intervals."""
+        if self._echoed_sent_at is None:
+            return False
+        limit = (self.params.miss_threshold + 1) * self.params.probe_interval_s
+        return now - self._echoed_sent_at > limit
+
     def on_tick(self, now: float) -> bool:
-        """Check for missed hellos; returns True when the link just went down."""
+        """Check for missed hellos and one-way links; returns True when the link just
+        went down."""
         missed = self.missed(now)
         if missed > self._missed_counted:
             w = self.params.ewma_weight
@@ -176,7 +192,9 @@ class LinkMonitor:
                 self.dr *= 1 - w
             self._missed_counted = missed
             self.good_in_row = 0
-        if self.state != LinkState.DOWN and missed >= self.params.miss_threshold:
+        if self.state != LinkState.DOWN and (
+            missed >= self.params.miss_threshold or (self.up and self.one_way(now))
+        ):
             self._go_down(now)
             return True
         return False

@@ -21,7 +21,7 @@ from enum import StrEnum
 from x0tta6bl4.mesh.spf import Graph
 from x0tta6bl4.mesh.wire import Lsa
 
-__all__ = ["Lsdb", "LsdbEntry", "Verdict", "link_cost"]
+__all__ = ["Change", "Lsdb", "LsdbEntry", "Verdict", "link_cost"]
 
 MIN_COST = 1.0
 """ETX is at least 1; lower advertised costs are raised to this."""
@@ -31,6 +31,18 @@ class Verdict(StrEnum):
     NEWER = "newer"
     DUPLICATE = "duplicate"
     STALE = "stale"
+
+
+class Change(StrEnum):
+    """What storing an LSA did to the graph: nothing, only good news, or bad news (a
+    link gone or dearer), which may strand traffic and so deserves an SPF at once."""
+
+    NONE = "none"
+    BETTER = "better"
+    WORSE = "worse"
+
+    def __bool__(self) -> bool:
+        return self is not Change.NONE
 
 
 @dataclass
@@ -61,17 +73,22 @@ class Lsdb:
             return Verdict.NEWER
         return Verdict.DUPLICATE if lsa.seq == current.lsa.seq else Verdict.STALE
 
-    def install(self, lsa: Lsa, raw: bytes, now: float) -> bool:
-        """Store ``lsa`` when newer; returns True when the stored links changed."""
+    def install(self, lsa: Lsa, raw: bytes, now: float) -> Change:
+        """Store ``lsa`` when newer; says how the stored links changed (falsy: not at all)."""
         if self.verdict(lsa) != Verdict.NEWER:
-            return False
+            return Change.NONE
         links: dict[str, float] = {}
         for neighbor, cost in lsa.links:
             if neighbor != lsa.origin:
                 links[neighbor] = cost
         old = self._entries.get(lsa.origin)
         self._entries[lsa.origin] = LsdbEntry(lsa, raw, now, links)
-        return old is None or old.links != links
+        if old is None:
+            return Change.BETTER
+        if old.links == links:
+            return Change.NONE
+        worse = any(n not in links or links[n] > cost for n, cost in old.links.items())
+        return Change.WORSE if worse else Change.BETTER
 
     def get(self, origin: str) -> LsdbEntry | None:
         return self._entries.get(origin)

@@ -38,12 +38,12 @@ from x0tta6bl4.config import MeshSettings
 from x0tta6bl4.errors import MeshError, SecurityError
 from x0tta6bl4.mesh.byzantine import MeshEvent, UnconfirmedTracker
 from x0tta6bl4.mesh.linkmon import LinkMonitor, LinkParams, LinkState
-from x0tta6bl4.mesh.linkstate import Lsdb, Verdict
+from x0tta6bl4.mesh.linkstate import Change, Lsdb, Verdict
 from x0tta6bl4.mesh.ports import Clock, Route, RouteSink, Transport
 from x0tta6bl4.mesh.security import REASONS, SecureCodec
 from x0tta6bl4.mesh.spf import Entry, routing_table
 from x0tta6bl4.mesh.topology import link_key
-from x0tta6bl4.mesh.wire import Hello, Lsa
+from x0tta6bl4.mesh.wire import Hello, Lsa, MsgType, peek
 from x0tta6bl4.telemetry import TelemetryBatch
 
 __all__ = ["LINK_METRICS", "LinkSnapshot", "MeshNodeLogic", "NodeCounters", "NodeSnapshot"]
@@ -178,6 +178,7 @@ class MeshNodeLogic:
         self._dirty = False
         self._routes_dirty = False
         self._last_spf = -math.inf
+        self._quiet_until = -math.inf
         for neighbor in neighbors:
             self.add_neighbor(neighbor, (link_costs or {}).get(neighbor, 1.0))
 
@@ -213,6 +214,13 @@ class MeshNodeLogic:
         if monitor is None:
             self._reject("misdirected", f"datagram on unknown link to {neighbor}")
             return
+        head = peek(payload)
+        if head is not None and head[0] == MsgType.LSA:
+            stored = self.lsdb.get(head[1])
+            if stored is not None and stored.raw == payload:
+                # The same bytes we already verified: a flooding duplicate, skip the checks.
+                self.counters.duplicates += 1
+                return
         try:
             message = self.codec.open(payload)
         except SecurityError as exc:
@@ -248,21 +256,35 @@ class MeshNodeLogic:
         for dest, route in self.routes.installed().items():
             self.installed[dest] = route
             self._stale.setdefault(dest, now)
+        # Advertise nothing until the links are back (or a few detection times passed):
+        # a partial LSA would pull traffic off links that still forward fine.
+        p = self.params
+        self._quiet_until = now + 2 * (p.hold_down_probes + p.miss_threshold) * p.probe_interval_s
         self.log.info("routes adopted", routes=len(self.installed))
         return len(self.installed)
 
     def isolate(self, node: str, reason: str) -> None:
-        """Never route through ``node`` (e.g. a blackhole the supervisor found)."""
+        """Never route through ``node`` (e.g. a blackhole the supervisor found).
+
+        When ``node`` is a neighbour the link to it is also withdrawn from this
+        node's LSA, so the whole mesh stops using it consistently (and, the link
+        being left unconfirmed, flags ``node`` after ``byzantine_grace_s``)."""
         if self.isolated.get(node) == reason:
             return
         self.isolated[node] = reason
         self._event("isolated", node, reason)
-        self._spf(self.clock.now())
+        now = self.clock.now()
+        if node in self.monitors:
+            self._originate(now)
+        self._spf(now)
 
     def release(self, node: str) -> None:
         if self.isolated.pop(node, None) is not None:
             self._event("released", node)
-            self._spf(self.clock.now())
+            now = self.clock.now()
+            if node in self.monitors:
+                self._originate(now)
+            self._spf(now)
 
     def add_neighbor(self, neighbor: str, cost: float = 1.0) -> None:
         """Start probing a new link (idempotent; updates the cost of a known one)."""
@@ -347,6 +369,10 @@ class MeshNodeLogic:
         if monitor.is_replay(hello.seq):
             self._reject("replayed", f"hello seq {hello.seq} from {neighbor} is not newer")
             return
+        if monitor.up and hello.echo_seq == 0:
+            # The neighbour never heard us: a new incarnation (actor restart) behind a
+            # link we kept up.  Hand it the database now rather than at the next refresh.
+            self._sync_database(neighbor)
         if monitor.on_hello(now, hello.seq, hello.echo_seq, hello.echo_delay_s, hello.rx_ratio):
             self._link_up(neighbor, now)
 
@@ -354,13 +380,16 @@ class MeshNodeLogic:
         self.counters.link_ups += 1
         self._event("link_up", neighbor)
         self.log.info("link up", neighbor=neighbor)
-        # Database exchange: hand the new neighbour everything still fresh.
+        # Good news waits for the next tick, so links that come up together (a cold
+        # start) go out in one LSA; bad news (_link_down) goes out at once.
+        self._sync_database(neighbor)
+
+    def _sync_database(self, neighbor: str) -> None:
+        """Send ``neighbor`` every stored LSA (ours included) still inside the replay window."""
         horizon = self.codec.wall() - 0.9 * self.settings.replay_window_s
         for entry in self.lsdb:
-            if entry.lsa.origin != self.name and entry.lsa.ts >= horizon:
+            if entry.lsa.ts >= horizon:
                 self._send(neighbor, entry.raw)
-        self._originate(now)
-        self._spf(now)
 
     def _link_down(self, neighbor: str, now: float, cause: str) -> None:
         """Local repair first (same call, no flood, no round trip), then reconverge."""
@@ -417,14 +446,20 @@ class MeshNodeLogic:
                 self._send(other, raw)
         if changed:
             self._dirty = True
-            if now - self._last_spf >= self.settings.spf_hold_s:
+            if changed == Change.WORSE or now - self._last_spf >= self.settings.spf_hold_s:
                 self._spf(now)
 
     def _current_links(self) -> dict[str, float]:
-        return {n: round(self.link_costs[n] * m.etx, 3) for n, m in self.monitors.items() if m.up}
+        return {
+            n: round(self.link_costs[n] * m.etx, 3)
+            for n, m in self.monitors.items()
+            if m.up and n not in self.isolated
+        }
 
     def _refresh_own(self, now: float) -> None:
         links = self._current_links()
+        if now < self._quiet_until and len(links) < len(self.monitors):
+            return
         old = self._advertised
         if (
             old is None

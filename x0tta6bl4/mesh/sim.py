@@ -20,7 +20,7 @@ import random
 import statistics
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from x0tta6bl4.config import MeshSettings
 from x0tta6bl4.errors import MeshError, TopologyError
@@ -97,14 +97,14 @@ class _Transport:
         self.backend._send(self.name, neighbor, payload)
 
 
-@dataclass(order=True)
+@dataclass
 class _Event:
-    at: float
-    order: int
-    kind: int = field(compare=False)  # 0: tick, 1: delivery
-    node: str = field(compare=False)
-    src: str = field(compare=False, default="")
-    payload: bytes = field(compare=False, default=b"")
+    kind: int  # 0: tick, 1: delivery
+    node: str
+    src: str = ""
+    payload: bytes = b""
+    generation: int = 0
+    """For ticks: the incarnation of the node's logic that scheduled it."""
 
 
 class SimBackend:
@@ -135,10 +135,11 @@ class SimBackend:
         self.delivered = 0
         self.dropped = 0
         self._rng = random.Random(seed)
-        self._queue: list[_Event] = []
+        self._queue: list[tuple[float, int, _Event]] = []
         self._order = 0
         self._keys: dict[str, NodeKey] = {}
         self._keyring = Keyring()
+        self._generation: dict[str, int] = {}
 
     # --- Backend ---------------------------------------------------------------------
 
@@ -165,6 +166,7 @@ class SimBackend:
         self.crashed.clear()
         self.faults.clear()
         self._queue.clear()
+        self._generation.clear()
         self._keys.clear()
         self._keyring = Keyring()
         self.topology = None
@@ -190,15 +192,17 @@ class SimBackend:
         """Advance virtual time by ``duration_s``, processing every tick and delivery."""
         end = self.clock.t + duration_s
         queue = self._queue
-        while queue and queue[0].at <= end:
-            event = heapq.heappop(queue)
-            self.clock.t = event.at
+        while queue and queue[0][0] <= end:
+            at, _, event = heapq.heappop(queue)
+            self.clock.t = at
             if event.node in self.crashed or event.node not in self.nodes:
                 continue
             node = self.nodes[event.node]
             if event.kind == 0:
+                if event.generation != self._generation[event.node]:
+                    continue  # the tick chain of a replaced incarnation
                 node.tick()
-                self._schedule(event.at + self.settings.probe_interval_s, 0, event.node)
+                self._tick_at(at + self.settings.probe_interval_s, event.node)
             else:
                 node.receive(event.src, event.payload)
         self.clock.t = end
@@ -229,15 +233,19 @@ class SimBackend:
                     return False
         return True
 
-    def restart(self, name: str) -> None:
+    def restart(self, name: str, logic: type[MeshNodeLogic] = MeshNodeLogic) -> None:
         """Restart node ``name``'s control logic only: its routes stay (non-stop
-        forwarding) and the new logic adopts them, as after a MeshNode actor crash."""
+        forwarding) and the new logic adopts them, as after a MeshNode actor crash.
+        ``logic`` may be a subclass (the twin's what-ifs, a misbehaving node in tests)."""
+        self._topology()
         self._node_known(name)
-        self._start(name, adopt=True)
+        self._start(name, adopt=True, logic=logic)
 
     # --- internals -------------------------------------------------------------------
 
-    def _start(self, name: str, adopt: bool = False) -> None:
+    def _start(
+        self, name: str, adopt: bool = False, logic: type[MeshNodeLogic] = MeshNodeLogic
+    ) -> None:
         topology = self._topology()
         wall = self._wall
         if self.settings.byzantine:
@@ -258,7 +266,7 @@ class SimBackend:
                 wall=wall,
             )
         neighbors = topology.neighbors(name)
-        node = MeshNodeLogic(
+        node = logic(
             name,
             neighbors,
             self.clock,
@@ -271,17 +279,20 @@ class SimBackend:
         self.nodes[name] = node
         if adopt:
             node.adopt()
-        phase = self._rng.random() * self.settings.probe_interval_s
-        self._schedule(self.clock.t + phase, 0, name)
+        self._generation[name] = self._generation.get(name, 0) + 1
+        self._tick_at(self.clock.t + self._rng.random() * self.settings.probe_interval_s, name)
 
     def _wall(self) -> float:
         return START_WALL + self.clock.t
 
-    def _schedule(
-        self, at: float, kind: int, node: str, src: str = "", payload: bytes = b""
-    ) -> None:
+    def _tick_at(self, at: float, node: str) -> None:
         self._order += 1
-        heapq.heappush(self._queue, _Event(at, self._order, kind, node, src, payload))
+        event = _Event(0, node, generation=self._generation[node])
+        heapq.heappush(self._queue, (at, self._order, event))
+
+    def _deliver_at(self, at: float, node: str, src: str, payload: bytes) -> None:
+        self._order += 1
+        heapq.heappush(self._queue, (at, self._order, _Event(1, node, src, payload)))
 
     def _send(self, src: str, dst: str, payload: bytes) -> None:
         link = self.links.get(link_key(src, dst))
@@ -291,7 +302,7 @@ class SimBackend:
             self.dropped += 1
             return
         self.delivered += 1
-        self._schedule(self.clock.t + link.delay_s, 1, dst, src, payload)
+        self._deliver_at(self.clock.t + link.delay_s, dst, src, payload)
 
     def _walk(self, src: str, dst: str, memo: dict[str, bool]) -> bool:
         path: list[str] = []

@@ -33,6 +33,7 @@ __all__ = [
     "Parsed",
     "encode",
     "parse",
+    "peek",
 ]
 
 MAGIC = b"X0"
@@ -43,6 +44,7 @@ COST_SCALE = 1000
 """Costs travel as integer thousandths."""
 
 _HEADER = struct.Struct("!2sBBBQd")
+_SEQ = struct.Struct("!Q")
 _HELLO = struct.Struct("!QIH")
 _COUNT = struct.Struct("!H")
 _COST = struct.Struct("!I")
@@ -140,30 +142,42 @@ def _malformed(why: str) -> SecurityError:
     return SecurityError(f"malformed mesh datagram: {why}", reason="malformed")
 
 
-class _Reader:
-    def __init__(self, data: bytes, pos: int) -> None:
-        self.data = data
-        self.pos = pos
+def _name_at(data: bytes, pos: int) -> tuple[str, int]:
+    """The length-prefixed name at ``pos`` and the position after it."""
+    if pos >= len(data):
+        raise _malformed("truncated")
+    end = pos + 1 + data[pos]
+    if end == pos + 1:
+        raise _malformed("empty node name")
+    if end > len(data):
+        raise _malformed("truncated")
+    try:
+        return data[pos + 1 : end].decode(), end
+    except UnicodeDecodeError as exc:
+        raise _malformed("node name is not UTF-8") from exc
 
-    def take(self, size: int) -> bytes:
-        end = self.pos + size
-        if end > len(self.data):
-            raise _malformed("truncated")
-        chunk = self.data[self.pos : end]
-        self.pos = end
-        return chunk
 
-    def name(self) -> str:
-        size = self.take(1)[0]
-        if size == 0:
-            raise _malformed("empty node name")
-        try:
-            return self.take(size).decode()
-        except UnicodeDecodeError as exc:
-            raise _malformed("node name is not UTF-8") from exc
+def _unpack_at(fmt: struct.Struct, data: bytes, pos: int) -> tuple[tuple[int, ...], int]:
+    end = pos + fmt.size
+    if end > len(data):
+        raise _malformed("truncated")
+    return fmt.unpack_from(data, pos), end
 
-    def unpack(self, fmt: struct.Struct) -> tuple[int, ...]:
-        return fmt.unpack(self.take(fmt.size))
+
+def peek(data: bytes) -> tuple[int, str, int] | None:
+    """``(type, origin, seq)`` of a datagram without checking it (None when unreadable);
+    lets a receiver drop an exact duplicate before paying for a signature check."""
+    if len(data) <= _HEADER.size or data[:2] != MAGIC:
+        return None
+    size = data[_HEADER.size]
+    end = _HEADER.size + 1 + size
+    if end > len(data):
+        return None
+    try:
+        origin = data[_HEADER.size + 1 : end].decode()
+    except UnicodeDecodeError:
+        return None
+    return data[3], origin, _SEQ.unpack_from(data, 5)[0]
 
 
 def parse(data: bytes) -> Parsed:
@@ -179,25 +193,23 @@ def parse(data: bytes) -> Parsed:
             fix="run the same x0tta6bl4 version on every node",
             reason="malformed",
         )
-    try:
-        flags = Flags(raw_flags)
-    except ValueError as exc:
-        raise _malformed(f"unknown flags {raw_flags:#x}") from exc
-    reader = _Reader(data, _HEADER.size)
-    origin = reader.name()
+    if raw_flags & ~int(Flags.SIG_ED25519 | Flags.SIG_MLDSA):
+        raise _malformed(f"unknown flags {raw_flags:#x}")
+    flags = Flags(raw_flags)
+    origin, pos = _name_at(data, _HEADER.size)
     message: Message
     if kind == MsgType.HELLO:
-        dest = reader.name()
-        echo_seq, delay_us, ratio = reader.unpack(_HELLO)
+        dest, pos = _name_at(data, pos)
+        (echo_seq, delay_us, ratio), pos = _unpack_at(_HELLO, data, pos)
         message = Hello(origin, seq, ts, dest, echo_seq, delay_us / 1e6, ratio / 0xFFFF)
     elif kind == MsgType.LSA:
-        (count,) = reader.unpack(_COUNT)
+        (count,), pos = _unpack_at(_COUNT, data, pos)
         if count > MAX_LSA_LINKS:
             raise _malformed(f"LSA lists {count} links")
         links = []
         for _ in range(count):
-            neighbor = reader.name()
-            (cost,) = reader.unpack(_COST)
+            neighbor, pos = _name_at(data, pos)
+            (cost,), pos = _unpack_at(_COST, data, pos)
             links.append((neighbor, cost / COST_SCALE))
         message = Lsa(origin, seq, ts, tuple(links))
     else:
@@ -205,8 +217,6 @@ def parse(data: bytes) -> Parsed:
     expected = (ED25519_SIG_BYTES if flags & Flags.SIG_ED25519 else 0) + (
         MLDSA44_SIG_BYTES if flags & Flags.SIG_MLDSA else 0
     )
-    if len(data) - reader.pos != expected:
-        raise _malformed(
-            f"{len(data) - reader.pos} trailing bytes where the flags announce {expected}"
-        )
-    return Parsed(message, flags, data[: reader.pos], data[reader.pos :])
+    if len(data) - pos != expected:
+        raise _malformed(f"{len(data) - pos} trailing bytes where the flags announce {expected}")
+    return Parsed(message, flags, data[:pos], data[pos:])

@@ -1,0 +1,181 @@
+"""Link monitoring: ETX and loss math, RTT, k-miss detection, hysteresis, carrier loss."""
+
+from __future__ import annotations
+
+import pytest
+
+from x0tta6bl4.mesh.linkmon import LinkMonitor, LinkParams, LinkState
+
+PARAMS = LinkParams(probe_interval_s=0.02, miss_threshold=3, hold_down_probes=3, ewma_weight=0.2)
+
+
+def deliver(src: LinkMonitor, dst: LinkMonitor, now: float, delay: float = 0.001) -> bool:
+    """``src`` sends its next hello, ``dst`` receives it ``delay`` later; returns dst's change."""
+    seq, echo, echo_delay, ratio = src.next_hello(now)
+    return dst.on_hello(now + delay, seq, echo, echo_delay, ratio)
+
+
+def bring_up(a: LinkMonitor, b: LinkMonitor, start: float = 0.0, rounds: int = 5) -> float:
+    now = start
+    for _ in range(rounds):
+        deliver(a, b, now)
+        deliver(b, a, now + 0.002)
+        now += PARAMS.probe_interval_s
+    return now
+
+
+def test_etx_is_inverse_product_of_both_delivery_ratios() -> None:
+    mon = LinkMonitor("b", PARAMS)
+    mon.on_hello(0.0, seq=1, echo_seq=9, echo_delay_s=0.0, rx_ratio=0.5)
+    assert mon.dr == 1.0
+    assert mon.df == 0.5
+    assert mon.etx == pytest.approx(2.0)
+    # A gap of one sequence number is one lost hello: dr = (1 * 0.8) * 0.8 + 0.2.
+    mon.on_hello(0.04, seq=3, echo_seq=9, echo_delay_s=0.0, rx_ratio=0.25)
+    assert mon.dr == pytest.approx(0.84)
+    assert mon.loss == pytest.approx(0.16)
+    assert mon.etx == pytest.approx(1 / (0.25 * 0.84))
+
+
+def test_a_neighbour_that_never_heard_us_reports_no_ratio() -> None:
+    mon = LinkMonitor("b", PARAMS)
+    mon.on_hello(0.0, seq=1, echo_seq=9, echo_delay_s=0.0, rx_ratio=0.9)
+    # A restarted neighbour (echo 0) has no measurement yet: df is kept, not zeroed.
+    mon.on_hello(0.02, seq=50, echo_seq=0, echo_delay_s=0.0, rx_ratio=0.0)
+    assert mon.df == pytest.approx(0.9, abs=1e-4)
+
+
+def test_etx_stays_finite_when_nothing_arrives() -> None:
+    mon = LinkMonitor("b", PARAMS)
+    assert mon.etx == pytest.approx(1e6)
+
+
+def test_rtt_subtracts_the_neighbours_hold_time() -> None:
+    a, b = LinkMonitor("b", PARAMS), LinkMonitor("a", PARAMS)
+    seq, _, _, _ = a.next_hello(1.000)
+    b.on_hello(1.003, seq, 0, 0.0, 0.0)
+    # b answers 4 ms after it received a's hello; the answer takes 3 ms back.
+    seq_b, echo, echo_delay, ratio = b.next_hello(1.007)
+    assert echo == seq
+    assert echo_delay == pytest.approx(0.004)
+    a.on_hello(1.010, seq_b, echo, echo_delay, ratio)
+    assert a.rtt_s == pytest.approx(0.006)
+    # The moving average weighs a second sample by 0.2.
+    seq, _, _, _ = a.next_hello(1.020)
+    b.on_hello(1.030, seq, 0, 0.0, 0.0)
+    seq_b, echo, echo_delay, ratio = b.next_hello(1.030)
+    a.on_hello(1.040, seq_b, echo, echo_delay, ratio)
+    assert a.rtt_s == pytest.approx(0.8 * 0.006 + 0.2 * 0.020)
+
+
+def test_link_needs_hold_down_good_two_way_probes_to_come_up() -> None:
+    a, b = LinkMonitor("b", PARAMS), LinkMonitor("a", PARAMS)
+    changes = []
+    now = 0.0
+    for _ in range(4):
+        changes.append(deliver(a, b, now))
+        deliver(b, a, now + 0.002)
+        now += 0.02
+    # b's first hello from a carries no echo of b's hellos: not two-way yet.
+    assert b.state == LinkState.UP
+    assert changes.index(True) == 3
+    assert a.up
+
+
+def test_one_way_link_never_comes_up() -> None:
+    a, b = LinkMonitor("b", PARAMS), LinkMonitor("a", PARAMS)
+    for i in range(20):
+        deliver(a, b, i * 0.02)  # b hears a, a never hears b
+    assert b.state == LinkState.PROBATION
+    assert b.good_in_row == 0
+
+
+def test_down_after_exactly_k_missed_probes() -> None:
+    a, b = LinkMonitor("b", PARAMS), LinkMonitor("a", PARAMS)
+    now = bring_up(a, b)
+    assert a.up
+    last_rx = a.last_rx
+    assert last_rx is not None
+    assert not a.on_tick(last_rx + 0.059)
+    assert a.up
+    assert a.on_tick(last_rx + 0.060)
+    assert a.state == LinkState.DOWN
+    assert not a.on_tick(now + 1.0)  # already down: no second transition
+
+
+def test_missed_probes_lower_the_delivery_ratio() -> None:
+    a, b = LinkMonitor("b", PARAMS), LinkMonitor("a", PARAMS)
+    bring_up(a, b)
+    before = a.dr
+    last_rx = a.last_rx
+    assert last_rx is not None
+    a.on_tick(last_rx + 0.041)
+    assert a.dr == pytest.approx(before * 0.8 * 0.8)
+    # The gap seen by sequence numbers later is not counted twice.
+    b.next_seq += 2  # two hellos of b were lost on the way
+    seq, echo, delay, ratio = b.next_hello(last_rx + 0.05)
+    a.on_hello(last_rx + 0.051, seq, echo, delay, ratio)
+    assert a.dr == pytest.approx(before * 0.8**2 * 0.8 + 0.2)
+
+
+def test_carrier_loss_is_immediate_and_recovery_needs_hellos() -> None:
+    a, b = LinkMonitor("b", PARAMS), LinkMonitor("a", PARAMS)
+    now = bring_up(a, b)
+    assert a.carrier_down(now)
+    assert a.state == LinkState.DOWN
+    assert not a.carrier_down(now)
+    deliver(b, a, now + 0.01)
+    assert a.state == LinkState.PROBATION
+
+
+def test_flapping_link_needs_more_good_probes_each_time() -> None:
+    a, b = LinkMonitor("b", PARAMS), LinkMonitor("a", PARAMS)
+    now = bring_up(a, b)
+    required = []
+    for _ in range(3):
+        a.carrier_down(now)
+        required.append(a.required_good(now))
+        rounds = 0
+        while not a.up:
+            deliver(a, b, now)
+            deliver(b, a, now + 0.002)
+            now += 0.02
+            rounds += 1
+        assert rounds >= required[-1]
+    assert required == [3, 6, 12]
+    # Long after the flaps the penalty is forgotten.
+    a.carrier_down(now)
+    assert a.required_good(now + 31.0) == 3
+
+
+def test_replay_guard_refuses_old_sequence_numbers() -> None:
+    a, b = LinkMonitor("b", PARAMS), LinkMonitor("a", PARAMS)
+    seq, echo, delay, ratio = a.next_hello(0.0)
+    assert not b.is_replay(seq)
+    b.on_hello(0.001, seq, echo, delay, ratio)
+    assert b.is_replay(seq)
+    assert b.is_replay(seq - 1)
+    assert not b.is_replay(seq + 1)
+
+
+def test_sequence_numbers_start_where_told() -> None:
+    mon = LinkMonitor("b", PARAMS, first_seq=1_700_000_000_000_000)
+    assert mon.next_hello(0.0)[0] == 1_700_000_000_000_000
+    assert mon.next_hello(0.02)[0] == 1_700_000_000_000_001
+
+
+def test_link_goes_down_when_the_neighbour_stops_hearing_us() -> None:
+    a, b = LinkMonitor("b", PARAMS), LinkMonitor("a", PARAMS)
+    now = bring_up(a, b)
+    assert a.up
+    # a's hellos stop reaching b; b keeps talking, echoing a's last hello forever.
+    went_down_at = None
+    for i in range(10):
+        a.next_hello(now)
+        deliver(b, a, now + 0.002)
+        if a.on_tick(now + 0.003):
+            went_down_at = i
+            break
+        now += 0.02
+    assert went_down_at is not None and went_down_at <= PARAMS.miss_threshold + 1
+    assert a.state == LinkState.DOWN

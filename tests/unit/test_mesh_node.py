@@ -1,0 +1,277 @@
+"""MeshNodeLogic: local repair, bad datagrams, fake links, adoption, sink failures."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pytest
+
+from x0tta6bl4.config import MeshSettings
+from x0tta6bl4.errors import RouteError
+from x0tta6bl4.mesh.linkmon import LinkState
+from x0tta6bl4.mesh.node import MeshNodeLogic
+from x0tta6bl4.mesh.ports import Fault, FaultKind, Route
+from x0tta6bl4.mesh.security import NodeKey, SecureCodec
+from x0tta6bl4.mesh.sim import SimBackend, SimRouteSink
+from x0tta6bl4.mesh.topology import Topology, grid, ring
+from x0tta6bl4.mesh.wire import Hello, Lsa, encode
+
+
+def converged(topology: Topology, **settings: object) -> SimBackend:
+    sim = SimBackend(MeshSettings(backend="sim", **settings))  # type: ignore[arg-type]
+    sim.up(topology)
+    assert sim.run_until(sim.converged, timeout_s=3.0) is not None
+    sim.run(0.2)  # let the repeats and duplicates settle
+    return sim
+
+
+def path(sim: SimBackend, src: str, dst: str) -> list[str]:
+    hops = [src]
+    while hops[-1] != dst and len(hops) <= len(sim.nodes):
+        route = sim.sinks[hops[-1]].routes.get(dst)
+        if route is None:
+            return [*hops, "<none>"]
+        hops.append(route.next_hop)
+    return hops
+
+
+class SpySink(SimRouteSink):
+    def __init__(self, routes: dict[str, Route]) -> None:
+        super().__init__()
+        self.routes = dict(routes)
+        self.calls: list[tuple[list[Route], list[str]]] = []
+
+    def apply(self, install: Sequence[Route], remove: Sequence[str]) -> None:
+        self.calls.append((list(install), list(remove)))
+        super().apply(install, remove)
+
+
+def test_carrier_loss_switches_to_the_alternate_within_the_same_call() -> None:
+    sim = converged(ring(5))
+    node = sim.nodes["n0"]
+    spy = SpySink(sim.sinks["n0"].routes)
+    node.routes = spy
+    assert node.table["n2"].next_hop == "n1"
+    assert node.table["n2"].alternate == "n4"
+    assert node.table["n1"].alternate is None
+    before = sim.clock.now()
+    sent = sim.delivered
+
+    node.link_event("n1", up=False)
+
+    assert sim.clock.now() == before
+    # The first thing pushed to the sink is the precomputed alternate, before any flood
+    # has been answered (nothing was delivered; virtual time did not move).
+    first_install, first_remove = spy.calls[0]
+    assert first_install == [Route("n2", "n4", 3.0)]
+    assert first_remove == []
+    # n1 had no alternate; the immediate local SPF found it the long way round.
+    assert spy.routes["n1"].next_hop == "n4"
+    assert all(route.next_hop != "n1" for route in spy.routes.values())
+    assert node.counters.heal_events == 1
+    assert node.counters.lfa_repairs == 1
+    assert sim.delivered > sent  # the new LSA went out in the same call
+    assert node.monitors["n1"].state == LinkState.DOWN
+
+
+def test_silent_failure_is_repaired_in_the_tick_that_detects_it() -> None:
+    sim = converged(grid(4))
+    hops = path(sim, "n0", "n15")
+    u, v = hops[1], hops[2]
+    sim.inject(Fault(FaultKind.LOSS, (u, v), 100.0))
+    start = sim.clock.now()
+    node = sim.nodes[u]
+    while node.monitors[v].up:
+        sim.run(0.001)
+        assert sim.clock.now() - start < 0.2, "loss was never detected"
+    # From the moment the link is declared down no route of u uses it.
+    assert all(route.next_hop != v for route in sim.sinks[u].routes.values())
+    assert sim.reachable("n0", "n15")
+    detected = sim.clock.now() - start
+    assert detected <= 4 * sim.settings.probe_interval_s + 0.002
+
+
+def test_bad_datagrams_are_dropped_and_counted() -> None:
+    sim = converged(ring(4))
+    node, n1 = sim.nodes["n0"], sim.nodes["n1"]
+    lsdb_before = {entry.lsa.origin: entry.lsa.seq for entry in node.lsdb}
+    routes_before = dict(sim.sinks["n0"].routes)
+    wall = n1.codec.wall()
+    fake_links = (("n0", 1.0), ("n2", 1.0), ("n3", 0.0))
+    mallory = SecureCodec(NodeKey.generate("n1"), n1.codec.keyring, wall=n1.codec.wall)
+
+    node.receive("n1", encode(Lsa("n1", 2**62, wall, fake_links)))  # unsigned
+    node.receive("n1", mallory.seal(Lsa("n1", 2**62, wall, fake_links)))  # forged
+    node.receive("n1", n1.codec.seal(Lsa("n1", 2**62, wall - 60.0, fake_links)))  # old stamp
+    node.receive("n1", n1.codec.seal(Hello("n1", 1, wall, "n0", 0, 0.0, 1.0)))  # old seq
+    node.receive("n1", n1.codec.seal(Hello("n1", 2**62, wall, "n2", 0, 0.0, 1.0)))  # not for n0
+    node.receive("n3", n1.codec.seal(Hello("n1", 2**62, wall, "n0", 0, 0.0, 1.0)))  # wrong link
+    node.receive("n9", b"\x00")  # no such link
+    node.receive("n1", b"X0" + bytes(9000))  # oversized
+    node.receive("n1", b"X0\x01")  # malformed
+    stored = node.lsdb.get("n2")
+    assert stored is not None
+    older = n1.codec.seal(Lsa("n2", stored.lsa.seq - 1, wall - 5.0, ()))
+    node.receive("n1", older)  # signed by n1 for n2's LSA: forged too
+
+    rejected = node.counters.rejected
+    assert rejected == {
+        "oversized": 1,
+        "malformed": 1,
+        "unsigned": 1,
+        "forged": 2,
+        "replayed": 2,
+        "misdirected": 3,
+    }
+    assert {entry.lsa.origin: entry.lsa.seq for entry in node.lsdb} == lsdb_before
+    assert sim.sinks["n0"].routes == routes_before
+
+
+def test_an_old_authentic_lsa_is_a_replay_but_a_flooding_race_is_not() -> None:
+    sim = converged(ring(4))
+    node, n2 = sim.nodes["n0"], sim.nodes["n2"]
+    stored = node.lsdb.get("n2")
+    assert stored is not None
+    wall = n2.codec.wall()
+    node.receive("n1", n2.codec.seal(Lsa("n2", stored.lsa.seq - 1, wall - 0.2, ())))
+    assert node.counters.stale == 1
+    assert node.counters.rejected["replayed"] == 0
+    node.receive("n1", n2.codec.seal(Lsa("n2", stored.lsa.seq - 2, stored.lsa.ts - 5.0, ())))
+    assert node.counters.rejected["replayed"] == 1
+    node.receive("n1", stored.raw)
+    assert node.counters.duplicates >= 1
+
+
+class LiarLogic(MeshNodeLogic):
+    """A node running modified software: claims zero-cost links to n3 and n4, which it does
+    not have, and zero cost on its real links."""
+
+    def _current_links(self) -> dict[str, float]:
+        links = dict.fromkeys(super()._current_links(), 0.0)
+        links.update({"n3": 0.0, "n4": 0.0})
+        return links
+
+
+def test_fake_zero_cost_links_are_not_followed_and_the_liar_is_flagged() -> None:
+    sim = converged(ring(8), byzantine_grace_s=1.0)
+    honest = {name: path(sim, name, "n4") for name in sim.nodes}
+    sim.restart("n0", logic=LiarLogic)
+    sim.run(0.3)
+    liar_lsa = sim.nodes["n1"].lsdb.get("n0")
+    assert liar_lsa is not None and ("n4", 0.0) in liar_lsa.lsa.links
+    for name in sim.nodes:
+        if name != "n0":
+            assert path(sim, name, "n4") == honest[name]
+            assert path(sim, name, "n3")[-1] == "n3"
+    # After the grace period every honest node flags n0 and stops using it as transit.
+    sim.run(1.0)
+    for name, node in sim.nodes.items():
+        if name == "n0":
+            continue
+        flagged = node.snapshot().flagged
+        assert flagged.get("n0") == ["n3", "n4"], name
+    assert "n0" not in path(sim, "n1", "n7")[1:-1]
+    assert sim.reachable("n1", "n0")  # isolated as transit, still reachable itself
+    events = [e for e in sim.nodes["n1"].drain_events() if e.kind == "unconfirmed_links"]
+    assert [(e.subject, e.detail) for e in events] == [("n0", "n3,n4")]
+
+
+def test_restart_adopts_routes_without_a_flush_and_resyncs() -> None:
+    sim = converged(grid(4))
+    before = dict(sim.sinks["n5"].routes)
+    spy = SpySink(before)
+    sim.sinks["n5"] = spy
+    sim.restart("n5")
+    node = sim.nodes["n5"]
+    assert node.installed == before
+    assert len(node.lsdb) == 0  # the new logic knows nothing yet
+    pairs = [(a, b) for a in sim.nodes for b in sim.nodes if a != b]
+    for _ in range(60):  # 0.3 s in 5 ms steps: forwarding never breaks
+        sim.run(0.005)
+        assert sim.converged(pairs)
+    assert len(node.lsdb) == 16  # the neighbours handed over their databases
+    assert not any(remove for _, remove in spy.calls)
+    assert {d: r.next_hop for d, r in spy.routes.items()} == {
+        d: e.next_hop for d, e in node.table.items()
+    }
+
+
+def test_own_lsa_of_a_previous_incarnation_is_superseded() -> None:
+    sim = converged(ring(4))
+    node, n1 = sim.nodes["n0"], sim.nodes["n1"]
+    ghost = node.codec.seal(Lsa("n0", node.own_seq + 10**9, node.codec.wall(), ()))
+    node.receive("n1", ghost)
+    assert node.own_seq > 10**9
+    sim.run(0.05)
+    own = n1.lsdb.get("n0")
+    assert own is not None and own.lsa.seq == node.own_seq and own.lsa.links
+
+
+class FailingSink(SpySink):
+    def __init__(self, routes: dict[str, Route], failures: int) -> None:
+        super().__init__(routes)
+        self.failures = failures
+
+    def apply(self, install: Sequence[Route], remove: Sequence[str]) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise RouteError("netlink said no", fix="retry")
+        super().apply(install, remove)
+
+
+def test_a_failing_sink_loses_nothing_and_is_retried_on_the_next_tick() -> None:
+    sim = converged(ring(4))
+    node = sim.nodes["n0"]
+    sink = FailingSink(sim.sinks["n0"].routes, failures=2)
+    node.routes = sink
+    node.link_event("n1", up=False)  # both the repair and the SPF result fail to install
+    assert node.counters.route_errors == 2
+    assert sink.routes["n1"].next_hop == "n1"
+    assert node.installed == sink.routes  # the node knows what really is in place
+    node.tick()
+    assert all(route.next_hop == "n3" for route in sink.routes.values())
+    assert node.installed == sink.routes
+
+
+def test_isolate_and_release() -> None:
+    sim = converged(ring(6))
+    node = sim.nodes["n0"]
+    assert path(sim, "n0", "n2") == ["n0", "n1", "n2"]
+    node.isolate("n1", "blackhole")
+    assert node.routes.installed()["n2"].next_hop == "n5"  # at once, locally
+    sim.run(0.05)  # the withdrawn link reaches everyone: no loop through n5
+    assert path(sim, "n0", "n2") == ["n0", "n5", "n4", "n3", "n2"]
+    assert node.snapshot().flagged == {"n1": ["blackhole"]}
+    node.release("n1")
+    sim.run(0.05)
+    assert path(sim, "n0", "n2") == ["n0", "n1", "n2"]
+    assert [e.kind for e in node.drain_events()][-2:] == ["isolated", "released"]
+
+
+def test_snapshot_and_telemetry_batch() -> None:
+    sim = converged(ring(4))
+    node = sim.nodes["n0"]
+    snap = node.snapshot()
+    assert [link.neighbor for link in snap.links] == ["n1", "n3"]
+    link = snap.links[0]
+    assert link.state == LinkState.UP
+    assert link.etx == pytest.approx(1.0)
+    assert link.rtt_ms == pytest.approx(1.0, abs=0.01)  # 0.5 ms each way
+    assert snap.lsdb_size == 4
+    assert set(snap.routes) == {"n1", "n2", "n3"}
+    assert snap.counters["rejected_forged"] == 0
+    batch = node.link_batch()
+    assert batch.source == "mesh:n0"
+    assert list(batch.entity) == ["n0-n1", "n0-n3"]
+    assert np.array_equal(batch.metrics["up"], [1.0, 1.0])
+
+
+def test_neighbors_can_be_added_and_removed() -> None:
+    sim = converged(ring(4))
+    node = sim.nodes["n0"]
+    with pytest.raises(Exception, match="own neighbour"):
+        node.add_neighbor("n0")
+    node.remove_neighbor("n1")
+    assert "n1" not in node.monitors
+    assert all(route.next_hop != "n1" for route in sim.sinks["n0"].routes.values())
