@@ -1,0 +1,106 @@
+"""The ``ebpf`` component of the app: one :class:`EbpfAgent` per alive Ray node.
+
+Enabled by ``ebpf.enabled``.  Where no node can load programs (no root, no
+bcc, no kernel headers) ``start`` raises that error with its fix, the app
+marks the component failed and runs on without it; ``x0tta6bl4 doctor`` shows
+the same reasons.  On a cluster where only some nodes can, the others are
+listed in ``status()["errors"]``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import ray
+from ray.actor import ActorHandle
+
+from x0tta6bl4 import loggers
+from x0tta6bl4.actors.ebpf_agent import raise_reported, spawn_agent
+from x0tta6bl4.actors.runtime import RayInfo
+from x0tta6bl4.config import Settings
+from x0tta6bl4.ebpf.agent import AgentConfig
+from x0tta6bl4.errors import ClusterError, X0Error
+
+__all__ = ["EbpfComponent"]
+
+log = loggers.ebpf
+
+_STOP_TIMEOUT_S = 30.0
+
+
+class EbpfComponent:
+    """Starts, reports and stops the eBPF agents of every node."""
+
+    name = "ebpf"
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.agents: dict[str, ActorHandle] = {}
+        self.errors: dict[str, str] = {}
+
+    def start(self, ray_info: RayInfo) -> None:
+        config = AgentConfig.from_settings(self.settings.ebpf)
+        failures: list[X0Error] = []
+        for node_id in [n["NodeID"] for n in ray.nodes() if n.get("Alive")]:
+            try:
+                self.agents[node_id] = self._start_node(node_id, config, ray_info.namespace)
+            except X0Error as exc:
+                failures.append(exc)
+                self.errors[node_id] = str(exc)
+                log.error("ebpf_agent_failed", node=node_id, error=str(exc))
+        if not self.agents:
+            raise failures[0] if failures else ClusterError("no alive Ray node to run on")
+
+    def _start_node(self, node_id: str, config: AgentConfig, namespace: str) -> ActorHandle:
+        ebpf = self.settings.ebpf
+        agent = spawn_agent(
+            node_id,
+            config,
+            interval_s=ebpf.interval_s,
+            rescan_interval_s=ebpf.rescan_interval_s,
+            consumer=ebpf.consumer or None,
+            ray_namespace=namespace,
+            max_inflight=ebpf.max_inflight_batches,
+            start_timeout_s=ebpf.start_timeout_s,
+        )
+        try:
+            report = ray.get(agent.start.remote(), timeout=ebpf.start_timeout_s)
+        except ray.exceptions.RayError as exc:
+            ray.kill(agent)
+            raise ClusterError(
+                f"EbpfAgent on node {node_id} failed while starting: {exc}",
+                fix="see the agent's log in the Ray dashboard",
+                node=node_id,
+            ) from exc
+        if "error" in report:
+            ray.kill(agent)
+            raise_reported(report)
+        return agent
+
+    def status(self) -> dict[str, Any]:
+        attached = 0
+        faults = dict(self.errors)
+        for node_id, agent in self.agents.items():
+            try:
+                report = ray.get(agent.status.remote(), timeout=10)
+            except (ray.exceptions.RayError, TimeoutError) as exc:
+                faults[node_id] = f"unreachable: {exc}"
+                continue
+            attached += len(report["attached"])
+            for target, error in report["errors"].items():
+                faults[f"{node_id[:8]}:{target}"] = error
+        return {"agents": len(self.agents), "attached": attached, "errors": len(faults)}
+
+    def handles(self) -> dict[str, ActorHandle]:
+        return dict(self.agents)
+
+    def stop(self) -> None:
+        """Detach everything on every node and end the agents; idempotent."""
+        while self.agents:
+            node_id, agent = self.agents.popitem()
+            try:
+                ray.get(agent.stop.remote(), timeout=_STOP_TIMEOUT_S)
+            except ray.exceptions.RayError as exc:
+                log.error("ebpf_agent_stop_failed", node=node_id, error=str(exc))
+            finally:
+                ray.kill(agent)

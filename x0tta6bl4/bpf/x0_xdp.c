@@ -1,0 +1,23 @@
+/* XDP: count every received frame per interface, by L3 and L4 protocol; always pass. */
+#include "x0_common.h"
+
+BPF_PERCPU_HASH(x0_xdp_counters, struct x0_iface_key, struct x0_counter, X0_MAX_KEYS);
+
+int x0_xdp(struct xdp_md *ctx)
+{
+    void *data = (void *)(long)ctx->data;
+    void *data_end = (void *)(long)ctx->data_end;
+    struct x0_iface_key key = {};
+    key.ifindex = ctx->ingress_ifindex;
+    key.hook = X0_HOOK_XDP;
+    x0_classify(data, data_end, &key);
+    u64 len = data_end - data;
+    struct x0_counter *counter = x0_xdp_counters.lookup(&key);
+    if (counter) {
+        x0_add(counter, len);
+    } else {
+        struct x0_counter first = {.packets = 1, .bytes = len};
+        x0_xdp_counters.update(&key, &first);
+    }
+    return XDP_PASS;
+}

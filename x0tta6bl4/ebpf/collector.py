@@ -1,0 +1,146 @@
+"""From cumulative kernel counters to columnar telemetry batches and metric increments.
+
+:class:`BatchMaker` is pure (no kernel, no Ray): it takes one :class:`Reading`
+of cumulative counters, remembers the previous one, and returns
+:class:`~x0tta6bl4.telemetry.TelemetryBatch` objects with counters and per-second
+rates, plus the increments for Prometheus counters.  Rates are NaN for the first
+reading of an entity and after a counter went backwards (re-attached program).
+
+Batch kinds and entities:
+
+=============  ==============================  ==========================================
+kind           entity                          metrics
+=============  ==============================  ==========================================
+``iface``      ``netns/iface``                 ``<hook>_packets``, ``<hook>_bytes``,
+                                               ``<hook>_packets_per_s``,
+                                               ``<hook>_bytes_per_s`` for each hook
+                                               (``xdp``, ``tc_ingress``, ``tc_egress``;
+                                               NaN where that hook is not attached)
+``iface_proto``  ``netns/iface/hook/l3/l4``    ``packets``, ``bytes``, ``packets_per_s``,
+                                               ``bytes_per_s``
+``drop``       ``netns/iface/REASON``          ``drops``, ``drops_per_s``
+``retrans``    ``netns/daddr:dport``           ``retransmits``, ``retransmits_per_s``
+=============  ==============================  ==========================================
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from x0tta6bl4.ebpf.programs import HOOK_NAMES
+from x0tta6bl4.telemetry import BatchBuilder, TelemetryBatch
+
+__all__ = ["HOOKS", "BatchMaker", "Increment", "Reading"]
+
+HOOKS: tuple[str, ...] = tuple(HOOK_NAMES.values())
+_IFACE_METRICS = tuple(
+    f"{hook}_{metric}"
+    for hook in HOOKS
+    for metric in ("packets", "bytes", "packets_per_s", "bytes_per_s")
+)
+
+
+@dataclass(frozen=True)
+class Reading:
+    """Cumulative counters read at ``ts`` (unix seconds), already named.
+
+    Attributes:
+        iface: (entity, hook, l3, l4, packets, bytes) per protocol row.
+        drops: (entity, reason name, drops).
+        retrans: (entity, retransmits).
+        hooks: entity -> the hooks attached there (zero rows are filled for them).
+    """
+
+    ts: float
+    iface: Sequence[tuple[str, str, str, str, int, int]] = ()
+    drops: Sequence[tuple[str, str, int]] = ()
+    retrans: Sequence[tuple[str, int]] = ()
+    hooks: Mapping[str, Sequence[str]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Increment:
+    """How much a Prometheus counter grew since the previous reading."""
+
+    metric: str
+    labels: tuple[tuple[str, str], ...]
+    value: float
+
+
+class BatchMaker:
+    """Turns successive readings into batches; keeps only the previous values."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self._prev: dict[tuple[str, str], tuple[float, float]] = {}
+        self._seen: dict[tuple[str, str], tuple[float, float]] = {}
+
+    def _step(self, key: tuple[str, str], ts: float, value: float) -> tuple[float, float]:
+        """(rate per second, increment) of a cumulative value since the last reading."""
+        self._seen[key] = (ts, value)
+        prev = self._prev.get(key)
+        if prev is None or value < prev[1]:
+            return math.nan, value
+        dt = ts - prev[0]
+        return ((value - prev[1]) / dt if dt > 0 else math.nan), value - prev[1]
+
+    def make(self, reading: Reading) -> tuple[list[TelemetryBatch], list[Increment]]:
+        self._seen = {}
+        batches: list[TelemetryBatch] = []
+        increments: list[Increment] = []
+        ts = reading.ts
+
+        totals: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
+        proto = BatchBuilder(
+            self.source, "iface_proto", ("packets", "bytes", "packets_per_s", "bytes_per_s")
+        )
+        for entity, hook, l3, l4, packets, nbytes in reading.iface:
+            total = totals[(entity, hook)]
+            total[0] += packets
+            total[1] += nbytes
+            name = f"{entity}/{hook}/{l3}/{l4}"
+            pps, _ = self._step(("p", name), ts, packets)
+            bps, _ = self._step(("b", name), ts, nbytes)
+            proto.add(ts, name, (packets, nbytes, pps, bps))
+        for entity, hooks in reading.hooks.items():
+            for hook in hooks:
+                totals.setdefault((entity, hook), [0, 0])
+
+        iface = BatchBuilder(self.source, "iface", _IFACE_METRICS)
+        for entity in sorted({e for e, _ in totals}):
+            values: list[float] = []
+            for hook in HOOKS:
+                if (entity, hook) not in totals:
+                    values.extend((math.nan,) * 4)
+                    continue
+                packets, nbytes = totals[(entity, hook)]
+                pps, dp = self._step(("P", f"{entity}/{hook}"), ts, packets)
+                bps, db = self._step(("B", f"{entity}/{hook}"), ts, nbytes)
+                labels = (("iface", entity), ("hook", hook))
+                increments += [Increment("packets", labels, dp), Increment("bytes", labels, db)]
+                values.extend((packets, nbytes, pps, bps))
+            iface.add(ts, entity, tuple(values))
+
+        drops = BatchBuilder(self.source, "drop", ("drops", "drops_per_s"))
+        merged: dict[tuple[str, str], int] = defaultdict(int)
+        for entity, reason, count in reading.drops:
+            merged[(entity, reason)] += count
+        for (entity, reason), count in sorted(merged.items()):
+            rate, delta = self._step(("d", f"{entity}/{reason}"), ts, count)
+            drops.add(ts, f"{entity}/{reason}", (count, rate))
+            increments.append(Increment("drops", (("iface", entity), ("reason", reason)), delta))
+
+        retrans = BatchBuilder(self.source, "retrans", ("retransmits", "retransmits_per_s"))
+        for entity, count in sorted(reading.retrans):
+            rate, delta = self._step(("r", entity), ts, count)
+            retrans.add(ts, entity, (count, rate))
+            increments.append(Increment("retransmits", (("peer", entity),), delta))
+
+        for builder in (iface, proto, drops, retrans):
+            if len(builder):
+                batches.append(builder.build())
+        self._prev = self._seen
+        return batches, [i for i in increments if i.value > 0]
