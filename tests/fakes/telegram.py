@@ -193,15 +193,15 @@ class FakeTelegram:
     async def wait_for(
         self, predicate: Callable[[], T | None], timeout_s: float = 10.0, what: str = "it"
     ) -> T:
-        """Wait until ``predicate()`` is truthy after some bot call; return its value."""
+        """Wait until ``predicate()`` is truthy; return its value."""
         deadline = time.monotonic() + timeout_s
         async with self._changed:
             while not (value := predicate()):
                 left = deadline - time.monotonic()
                 if left <= 0:
                     raise AssertionError(f"timed out after {timeout_s:g} s waiting for {what}")
-                try:
-                    await asyncio.wait_for(self._changed.wait(), left)
+                try:  # woken by every bot call, and re-checked every 50 ms regardless
+                    await asyncio.wait_for(self._changed.wait(), min(left, 0.05))
                 except TimeoutError:
                     continue
             return value

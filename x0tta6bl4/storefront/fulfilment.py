@@ -4,7 +4,9 @@ Delivery is exactly-once in effect: a SQLite claim lets one caller send, the
 token is deterministic per order (so a resend after a crash is the same
 token), and an interrupted or failed send is released and retried by
 :meth:`Fulfilment.reconcile`.  The event cursor is saved after each event,
-so a restart resumes where the bot stopped instead of missing a sale.
+so a restart resumes where the bot stopped instead of missing a sale (a
+first start reads the ledger's events from the beginning and skips those of
+orders it did not sell).
 """
 
 from __future__ import annotations
@@ -46,8 +48,8 @@ class Fulfilment:
     async def follow_events(self) -> None:
         """Handle ledger events forever, from the saved cursor on."""
         store = self.shop.store
-        cursor = await store.get_meta(EVENT_CURSOR)
-        async for event in self.shop.payments.events(int(cursor) if cursor else None):
+        after = int(await store.get_meta(EVENT_CURSOR) or 0)
+        async for event in self.shop.payments.events(after):
             try:
                 await self.handle(event)
             except X0Error as exc:
@@ -57,16 +59,17 @@ class Fulfilment:
             await store.set_meta(EVENT_CURSOR, str(event.seq))
 
     async def handle(self, event: OrderEvent) -> None:
+        """React to one ledger event; events of orders the bot did not sell are skipped."""
         order, kind = event.order, event.kind
+        record = await self.shop.store.invoice(order.id)
+        if record is None:
+            return
         self.shop.count(f"events_{kind}")
         if kind == "paid":
             await self.deliver(order)
             return
         if kind == "suspicious":
             await self.notify_admins("admin_suspicious", order, kind=kind, detail=event.detail)
-            return
-        record = await self.shop.store.invoice(order.id)
-        if record is None:
             return
         closed = await self.invoices.close(record, _CLOSING.get(order.state, kind), order)
         if kind == "expired" and closed:

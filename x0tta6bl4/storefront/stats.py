@@ -19,7 +19,7 @@ async def stats_text(shop: Shop, lang: str) -> str:
         f"  {t(lang, f'state_{state}')}: {count}" for state, count in by_state.items() if count
     )
     revenue = ", ".join(
-        f"{format_amount(units, Currency(code))} ({t(lang, f'currency_{code}')})"
+        f"{format_amount(units, Currency(code)).split()[0]} {t(lang, f'currency_{code}')}"
         for code, units in ledger.get("revenue", {}).items()
         if units
     )
@@ -30,6 +30,6 @@ async def stats_text(shop: Shop, lang: str) -> str:
         states=states,
         revenue=revenue or "0",
         problems=int(ledger.get("late", 0)) + int(ledger.get("underpaid", 0)),
-        buyers=await shop.store.count_users(),
+        buyers=await shop.store.count_buyers(),
         delivered=await shop.store.delivered_count(),
     )

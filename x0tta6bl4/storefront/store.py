@@ -212,8 +212,9 @@ class BotStore:
         rows = await self._rows("SELECT lang FROM users WHERE user_id = ?", (user_id,))
         return rows[0][0] if rows else None
 
-    async def count_users(self) -> int:
-        return int((await self._rows("SELECT count(*) FROM users"))[0][0])
+    async def count_buyers(self) -> int:
+        """Users who opened at least one invoice."""
+        return int((await self._rows("SELECT count(DISTINCT user_id) FROM invoices"))[0][0])
 
     # Invoices ------------------------------------------------------------
 
