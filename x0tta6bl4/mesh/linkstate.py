@@ -120,14 +120,17 @@ class Lsdb:
     def graph(self, no_transit: Collection[str] = ()) -> tuple[Graph, dict[str, list[str]]]:
         """The confirmed graph, and per origin the advertised links nobody confirms."""
         entries = self._entries
-        edges: list[tuple[str, str, float]] = []
+        names = list(entries)
+        index = {name: i for i, name in enumerate(names)}
+        adj: list[list[tuple[int, float]]] = [[] for _ in names]
         unconfirmed: dict[str, list[str]] = {}
-        for origin, entry in entries.items():
+        for row, (origin, entry) in zip(adj, entries.items(), strict=True):
             for neighbor, cost in entry.links.items():
                 peer = entries.get(neighbor)
                 back = peer.links.get(origin) if peer is not None else None
                 if back is None:
                     unconfirmed.setdefault(origin, []).append(neighbor)
-                elif origin < neighbor:
-                    edges.append((origin, neighbor, link_cost(cost, back)))
-        return Graph.from_edges(edges, nodes=entries, no_transit=no_transit), unconfirmed
+                else:
+                    row.append((index[neighbor], link_cost(cost, back)))
+        blocked = frozenset(index[name] for name in no_transit if name in index)
+        return Graph(names, index, adj, blocked), unconfirmed

@@ -21,6 +21,8 @@ import math
 from collections.abc import Collection
 from dataclasses import dataclass
 
+import numpy as np
+
 __all__ = ["Entry", "Graph", "routing_table", "shortest_paths"]
 
 INF = math.inf
@@ -100,30 +102,38 @@ def routing_table(graph: Graph, source: str) -> dict[str, Entry]:
     if s is None:
         return {}
     dist_s, first = shortest_paths(graph, s)
-    neighbors = [(v, cost) for v, cost in graph.adj[s]]
-    # Dijkstra from each neighbour, on the same graph (so from the network's view).
-    dist_n = {v: shortest_paths(graph, v)[0] for v, _ in neighbors}
     names = graph.names
+    dests = [d for d in range(len(names)) if d != s and first[d] >= 0]
+    if not dests:
+        return {}
+    neighbors = [v for v, _ in graph.adj[s]]
+    row_of = {v: i for i, v in enumerate(neighbors)}
+    # Dijkstra from each neighbour, on the same graph (the network's view), then the
+    # RFC 5286 inequalities for all (neighbour, destination) pairs at once.
+    dist = np.array([shortest_paths(graph, v)[0] for v in neighbors])  # [k, n]
+    d_idx = np.array(dests)
+    e_idx = np.array([first[d] for d in dests])
+    e_row = np.array([row_of[e] for e in e_idx])
+    cols = np.arange(len(dests))
+    to_d = dist[:, d_idx]  # dist(N, D)
+    loop_free = to_d < dist[:, s : s + 1] + np.asarray(dist_s)[d_idx][None, :]
+    loop_free[e_row, cols] = False  # the primary next hop is no alternate
+    protects = (to_d < dist[:, e_idx] + dist[e_row, d_idx][None, :]) & (d_idx != e_idx)[None, :]
+    cost = np.array([c for _, c in graph.adj[s]])[:, None] + to_d
+    best_protecting = np.where(loop_free & protects, cost, INF)
+    best_any = np.where(loop_free, cost, INF)
+    use_protecting = np.isfinite(best_protecting.min(axis=0))
+    alt_row = np.where(use_protecting, best_protecting.argmin(axis=0), best_any.argmin(axis=0))
+    alt_cost = np.where(use_protecting, best_protecting.min(axis=0), best_any.min(axis=0))
+    has_alt = np.isfinite(alt_cost)
     table: dict[str, Entry] = {}
-    for d in range(len(names)):
-        if d == s or first[d] < 0:
-            continue
-        e = first[d]
-        best: tuple[int, float, int] | None = None  # (not node-protecting, cost, neighbour)
-        for v, link_cost in neighbors:
-            if v == e:
-                continue
-            dv = dist_n[v]
-            if not dv[d] < dv[s] + dist_s[d]:
-                continue
-            protects = d != e and dv[d] < dv[e] + dist_n[e][d]
-            candidate = (0 if protects else 1, link_cost + dv[d], v)
-            if best is None or candidate < best:
-                best = candidate
-        if best is None:
-            table[names[d]] = Entry(names[d], names[e], dist_s[d])
-        else:
-            table[names[d]] = Entry(
-                names[d], names[e], dist_s[d], names[best[2]], best[1], best[0] == 0
+    for i, d in enumerate(dests):
+        name, hop = names[d], names[int(e_idx[i])]
+        if has_alt[i]:
+            alt = names[neighbors[int(alt_row[i])]]
+            table[name] = Entry(
+                name, hop, dist_s[d], alt, float(alt_cost[i]), bool(use_protecting[i])
             )
+        else:
+            table[name] = Entry(name, hop, dist_s[d])
     return table
