@@ -198,6 +198,8 @@ class MlSettings(_Section):
     """Anomaly score (0..1) above which an entity counts as anomalous."""
     explain_steps: int = Field(32, ge=2, le=512)
     """Integrated-gradients steps per explanation."""
+    trainer_num_cpus: float = Field(1.0, ge=0, le=256)
+    """CPUs the Trainer actor reserves (it also asks for one GPU where the cluster has one)."""
 
 
 class PaymentsSettings(_Section):
