@@ -229,6 +229,9 @@ class PaymentsSettings(_Section):
     """Minutes after expiry in which a payment still matches its order (kept as ``late``)."""
     unique_offset_max: int = Field(9999, ge=1, le=10**6)
     """Largest offset in base units added to a TRC20 price to make the amount unique."""
+    unique_offset_step: int = Field(10, ge=1, le=10**5)
+    """Open TRC20 amounts on one address differ by at least this: a payment off by less
+    pays no other buyer's order."""
     tron_confirmations: int = Field(19, ge=0, le=1000)
     """Blocks on top of a TRC20 transfer before it counts (19: solidified)."""
     poll_interval_s: float = Field(3.0, gt=0, le=600)

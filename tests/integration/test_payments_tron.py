@@ -39,7 +39,7 @@ async def test_exact_payment_is_credited_once_with_an_event(
     chain: FakeTronGrid, service: PaymentService
 ) -> None:
     order = await service.create_order("tg:1", "node-month", Currency.USDT_TRC20, PRICE)
-    assert order.amount == PRICE + 1
+    assert order.amount == PRICE + 10  # the first unique offset (unique_offset_step)
     events = service.events()
     next_event = asyncio.ensure_future(anext(events))
     await asyncio.sleep(0)

@@ -18,7 +18,9 @@ ADDRESS = "TR7NHqjeKQxGTCi8q8ZY4pL8otSzgjLj6t"
 DAY = timedelta(days=1)
 
 
-def _new(order_id: str, price: int = 1_000_000, offset_max: int = 3) -> NewOrder:
+def _new(
+    order_id: str, price: int = 1_000_000, offset_max: int = 3, offset_step: int = 1
+) -> NewOrder:
     return NewOrder(
         id=order_id,
         customer="tg:1",
@@ -29,6 +31,7 @@ def _new(order_id: str, price: int = 1_000_000, offset_max: int = 3) -> NewOrder
         expires_at=T0 + timedelta(minutes=15),
         late_window=DAY,
         offset_max=offset_max,
+        offset_step=offset_step,
     )
 
 
@@ -65,6 +68,15 @@ def test_unique_amounts_are_allocated_until_exhausted_and_freed_by_cancel(
     assert "unique_offset_max" in info.value.fix
     repo.cancel("o1", T0)
     assert repo.create_order(_new("o4"), T0).amount == 1_000_002
+
+
+def test_unique_amounts_keep_their_distance_across_prices(repo: SqliteRepository) -> None:
+    first = repo.create_order(_new("o0", offset_max=50, offset_step=10), T0)
+    # A price 5 units higher must not land within 10 units of the first amount.
+    second = repo.create_order(_new("o1", 1_000_005, offset_max=50, offset_step=10), T0)
+    assert first.amount == 1_000_010
+    assert abs(second.amount - first.amount) >= 10
+    assert second.amount == 1_000_025
 
 
 def test_expired_orders_keep_their_amount_through_the_late_window(

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from x0tta6bl4 import loggers
 from x0tta6bl4.config import PaymentsSettings
@@ -37,6 +37,8 @@ from x0tta6bl4.payments._sqlite import SqliteRepository
 __all__ = ["Ledger", "LedgerApi", "new_order_id"]
 
 log = loggers.payments
+
+T = TypeVar("T")
 
 _ID_ALPHABET = "23456789abcdefghjkmnpqrstuvwxyz"
 
@@ -117,14 +119,15 @@ class Ledger:
         self._new_events = asyncio.Event()
         self._closed = False
 
-    async def _run(self, method: str, *args: Any) -> Any:
+    async def _run(self, call: Callable[[SqliteRepository], T]) -> T:
+        """Run ``call(repository)`` on the ledger's worker thread."""
         if self._closed:
             raise PaymentError("the ledger is closed", fix="create a new PaymentService")
 
-        def call() -> Any:
-            return getattr(self._opening.result(), method)(*args)
+        def job() -> T:
+            return call(self._opening.result())
 
-        return await asyncio.get_running_loop().run_in_executor(self._pool, call)
+        return await asyncio.get_running_loop().run_in_executor(self._pool, job)
 
     def _notify(self) -> None:
         self._new_events.set()
@@ -160,8 +163,9 @@ class Ledger:
             expires_at=now + timedelta(minutes=self.settings.expiry_min),
             late_window=self.late_window,
             offset_max=self.settings.unique_offset_max,
+            offset_step=self.settings.unique_offset_step,
         )
-        order = await self._run("create_order", new, now)
+        order = await self._run(lambda r: r.create_order(new, now))
         log.info(
             "order_created",
             order=order.id,
@@ -172,7 +176,7 @@ class Ledger:
         return order
 
     async def get_order(self, order_id: str) -> Order:
-        order = await self._run("get_order", order_id)
+        order = await self._run(lambda r: r.get_order(order_id))
         if order is None:
             raise OrderStateError(
                 f"no order {order_id!r}",
@@ -184,27 +188,27 @@ class Ledger:
     async def orders(
         self, customer: str | None = None, states: tuple[OrderState, ...] = (), limit: int = 100
     ) -> list[Order]:
-        return await self._run("orders", customer, tuple(states), limit)
+        return await self._run(lambda r: r.orders(customer, tuple(states), limit))
 
     async def cancel(self, order_id: str) -> Order:
-        return await self._run("cancel", order_id, self.clock())
+        return await self._run(lambda r: r.cancel(order_id, self.clock()))
 
     async def expire_due(self) -> list[Order]:
-        expired = await self._run("expire_due", self.clock())
+        expired = await self._run(lambda r: r.expire_due(self.clock()))
         if expired:
             log.info("orders_expired", count=len(expired))
             self._notify()
         return expired
 
     async def known(self, chain: Chain, tx_ids: list[str]) -> set[str]:
-        return await self._run("known", Chain(chain), list(tx_ids))
+        return await self._run(lambda r: r.known(Chain(chain), list(tx_ids)))
 
     async def record(
         self, stream: str | None, transfers: list[Transfer], cursor: str | None
     ) -> list[Outcome]:
         """Match, record and apply final transfers; advance the stream's cursor with them."""
         outcomes = await self._run(
-            "record", stream, list(transfers), cursor, self.clock(), self.late_window
+            lambda r: r.record(stream, list(transfers), cursor, self.clock(), self.late_window)
         )
         fresh = [o for o in outcomes if o.new]
         for outcome in fresh:
@@ -221,41 +225,41 @@ class Ledger:
         return outcomes
 
     async def cursor(self, stream: str) -> str | None:
-        return await self._run("cursor", stream)
+        return await self._run(lambda r: r.cursor(stream))
 
     async def stream_work(self) -> dict[str, StreamWork]:
-        return await self._run("stream_work", self.clock())
+        return await self._run(lambda r: r.stream_work(self.clock()))
 
     async def lease(self, owner: str, streams: list[str], ttl_s: float) -> list[str]:
         return await self._run(
-            "lease", owner, list(streams), timedelta(seconds=ttl_s), self.clock()
+            lambda r: r.lease(owner, list(streams), timedelta(seconds=ttl_s), self.clock())
         )
 
     async def release(self, owner: str) -> None:
-        await self._run("release", owner)
+        await self._run(lambda r: r.release(owner))
 
     async def events_since(self, seq: int, timeout_s: float = 0.0) -> list[OrderEvent]:
         """Events after ``seq``; waits up to ``timeout_s`` for one when there are none."""
         waiter = self._new_events
-        events = await self._run("events_since", seq)
+        events = await self._run(lambda r: r.events_since(seq))
         if events or timeout_s <= 0:
             return events
         try:
             await asyncio.wait_for(waiter.wait(), timeout_s)
         except TimeoutError:
             return []
-        return await self._run("events_since", seq)
+        return await self._run(lambda r: r.events_since(seq))
 
     async def last_event_seq(self) -> int:
-        return await self._run("last_event_seq")
+        return await self._run(lambda r: r.last_event_seq())
 
     async def payments(
         self, since: datetime | None = None, statuses: tuple[TransferStatus, ...] = ()
     ) -> list[PaymentRecord]:
-        return await self._run("payments", since, tuple(statuses))
+        return await self._run(lambda r: r.payments(since, tuple(statuses)))
 
     async def stats(self) -> dict[str, Any]:
-        return await self._run("stats")
+        return await self._run(lambda r: r.stats())
 
     async def close(self) -> None:
         """Close the database and stop the worker thread (idempotent)."""

@@ -50,6 +50,8 @@ class NewOrder:
     expires_at: datetime
     late_window: timedelta
     offset_max: int
+    offset_step: int = 1
+    """Open amounts on one address keep at least this distance from each other."""
 
 
 @dataclass(frozen=True)

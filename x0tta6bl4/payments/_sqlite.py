@@ -230,34 +230,38 @@ class SqliteRepository:
     def _place(self, db: sqlite3.Connection, new: NewOrder, now_ms: int) -> tuple[str, int]:
         load = {
             a: db.execute(
-                "SELECT COUNT(*) FROM orders WHERE address = ? AND state = 'pending'", (a,)
+                "SELECT COUNT(*) FROM orders WHERE chain = ? AND address = ? AND state = 'pending'",
+                (new.currency.chain.value, a),
             ).fetchone()[0]
             for a in new.addresses
         }
         ranked = sorted(new.addresses, key=lambda a: load[a])
         if not new.currency.unique_amounts:
             return ranked[0], new.price
+        step = new.offset_step
         for address in ranked:
             used = {
                 row[0]
                 for row in db.execute(
-                    "SELECT amount FROM orders WHERE currency = ? AND address = ? "
+                    "SELECT amount FROM orders WHERE chain = ? AND address = ? AND currency = ? "
                     "AND amount BETWEEN ? AND ? AND (state = 'pending' OR reserved_until_ms > ?)",
                     (
-                        new.currency.value,
+                        new.currency.chain.value,
                         address,
-                        new.price + 1,
-                        new.price + new.offset_max,
+                        new.currency.value,
+                        new.price + 1 - step,
+                        new.price + new.offset_max + step,
                         now_ms,
                     ),
                 )
             }
-            for offset in range(1, new.offset_max + 1):
-                if new.price + offset not in used:
-                    return address, new.price + offset
+            for offset in range(step, new.offset_max + 1, step):
+                amount = new.price + offset
+                if not any(amount + d in used for d in range(1 - step, step)):
+                    return address, amount
         raise PaymentError(
             f"every unique amount near this price is taken by an open order "
-            f"({new.offset_max} per address, {len(new.addresses)} address(es))",
+            f"({new.offset_max // step} per address, {len(new.addresses)} address(es))",
             fix="raise payments.unique_offset_max or add payments.tron_addresses",
             currency=new.currency.value,
         )
@@ -454,7 +458,8 @@ class SqliteRepository:
     def payments(
         self, since: datetime | None = None, statuses: tuple[TransferStatus, ...] = ()
     ) -> list[PaymentRecord]:
-        where, args = ["block_ms >= ?"], [_ms(since) if since else 0]
+        where: list[str] = ["block_ms >= ?"]
+        args: list[int | str] = [_ms(since) if since else 0]
         if statuses:
             where.append(f"status IN ({', '.join('?' * len(statuses))})")
             args.extend(s.value for s in statuses)

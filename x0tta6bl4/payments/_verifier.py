@@ -45,7 +45,7 @@ def backoff_delay(
     failures: int, base_s: float, max_s: float, rng: random.Random, retry_after_s: float = 0.0
 ) -> float:
     """Exponential backoff with jitter in [50 %, 100 %], never below ``retry_after_s``."""
-    ceiling = min(max_s, base_s * 2 ** min(failures, 30))
+    ceiling = min(max_s, base_s * 2.0 ** min(failures, 30))
     return max(retry_after_s, ceiling * rng.uniform(0.5, 1.0))
 
 
