@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import stat
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -156,3 +160,60 @@ def test_bad_key_material_is_a_config_error(tmp_path: Path) -> None:
         load_public_key(junk)
     with pytest.raises(ConfigError, match="neither 64 hex digits"):
         load_public_key(tmp_path / "missing.pub")
+
+
+def _cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "X0_DATA_DIR": str(tmp_path), "COLUMNS": "200"}
+    return subprocess.run(
+        [sys.executable, "-m", "x0tta6bl4", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_node_join_accepts_a_token_of_this_storefront_and_keeps_it(tmp_path: Path) -> None:
+    shown = _cli(tmp_path, "bot", "--show-key")
+    assert shown.returncode == 0, shown.stderr
+    key = load_or_create_issuer_key(tmp_path / "storefront" / "join_key.pem")
+    assert shown.stdout.strip() == public_key_hex(key)
+    now = int(time.time())
+    token = _token(key, issued_at=now, expires_at=now + 86400)
+
+    joined = _cli(tmp_path, "node", "join", token)
+    assert joined.returncode == 0, joined.stderr
+    assert "join credential accepted" in joined.stdout and "FAMILY" in joined.stdout
+    saved = tmp_path / "node" / "join_token"
+    assert saved.read_text().strip() == token
+    assert stat.S_IMODE(saved.stat().st_mode) == 0o600
+
+    other = Ed25519PrivateKey.generate()
+    explicit = _cli(
+        tmp_path, "node", "join", _token(other, issued_at=now, expires_at=now + 60),
+        "--issuer-key", public_key_hex(other),
+    )  # fmt: skip
+    assert explicit.returncode == 0, explicit.stderr
+
+
+@pytest.mark.parametrize(
+    ("which", "message"),
+    [
+        ("forged", "signed by key"),
+        ("expired", "expired at"),
+        ("malformed", "join token is malformed"),
+    ],
+)
+def test_node_join_refuses_bad_tokens_with_a_fix(tmp_path: Path, which: str, message: str) -> None:
+    key = load_or_create_issuer_key(tmp_path / "storefront" / "join_key.pem")
+    now = int(time.time())
+    token = {
+        "forged": _token(Ed25519PrivateKey.generate(), issued_at=now, expires_at=now + 60),
+        "expired": _token(key, issued_at=now - 7200, expires_at=now - 3600),
+        "malformed": "x0j1.not-a-token",
+    }[which]
+    result = _cli(tmp_path, "node", "join", token)
+    assert result.returncode == 1
+    assert message in result.stderr and "fix:" in result.stderr
+    assert not (tmp_path / "node" / "join_token").exists()
