@@ -68,6 +68,9 @@ COMPONENTS: list[ComponentSpec] = [
     ComponentSpec(
         "payments", "payments.enabled", "x0tta6bl4.actors.payments_app:PaymentsComponent"
     ),
+    ComponentSpec(
+        "storefront", "storefront.enabled", "x0tta6bl4.actors.storefront_app:StorefrontComponent"
+    ),
     ComponentSpec("trainer", "ml.enabled", "x0tta6bl4.actors.trainer:TrainerComponent"),
 ]
 
