@@ -196,8 +196,7 @@ async def test_rate_limit_raises_with_retry_after_then_recovers(
     [result] = await service.poll_all()
     assert result.error is not None and "rate-limited" in result.error
     verifier = service.verifier()
-    assert verifier.next_wake_s() <= service.settings.poll_interval_s
-    assert verifier._schedule[result.stream].due - verifier.clock() >= 29
+    assert verifier._schedule[result.stream].due - verifier.clock() >= 29  # Retry-After
     assert (await service.get_order(order.id)).state is OrderState.PENDING
     assert (await service.check(order.id)).state is OrderState.PAID
 
@@ -228,3 +227,26 @@ async def test_api_key_header_is_sent(chain: FakeTronGrid, tmp_path: Path) -> No
         order = await service.create_order("tg:1", "p", Currency.USDT_TRC20, PRICE)
         await service.check(order.id)
     assert chain.requests[-1].headers.get("tron-pro-api-key") == "k-123"
+
+
+async def test_background_run_credits_and_expires_by_itself(
+    chain: FakeTronGrid, tmp_path: Path
+) -> None:
+    from tests.helpers import async_wait_for
+
+    settings = payments_settings(chain, expiry_min=0.01)  # 0.6 s
+    async with PaymentService(settings, tmp_path / "p.sqlite") as service:
+        stop = asyncio.Event()
+        runner = asyncio.create_task(service.run(stop))
+        paid = await service.create_order("tg:1", "p", Currency.USDT_TRC20, PRICE)
+        unpaid = await service.create_order("tg:2", "p", Currency.USDT_TRC20, PRICE)
+        chain.add_transfer(SHOP_TRON, paid.amount)
+        chain.mine(2)
+
+        async def settled() -> bool:
+            states = {(await service.get_order(o.id)).state for o in (paid, unpaid)}
+            return states == {OrderState.PAID, OrderState.EXPIRED}
+
+        await async_wait_for(settled, timeout_s=10, message="paid and expired")
+        stop.set()
+        await asyncio.wait_for(runner, 5)

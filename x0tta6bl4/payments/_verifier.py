@@ -103,6 +103,7 @@ class Verifier:
             stream_of(Chain.TON, a) for a in chains.ton_addresses
         }
         self._schedule: dict[str, _Schedule] = {}
+        self._work: dict[str, StreamWork] = {}
         self.polls = 0
         self.errors = 0
         self.held: list[str] = []
@@ -126,8 +127,8 @@ class Verifier:
         self.polls += 1
         return PollResult(stream, outcomes, batch.pending)
 
-    async def cycle(self) -> list[PollResult]:
-        """Lease streams, poll the ones that are due, schedule the next polls."""
+    async def refresh(self) -> dict[str, StreamWork]:
+        """Read the work per stream and (re)take this verifier's leases."""
         work = await self.ledger.stream_work()
         streams = sorted(s for s in work if s in self.configured)
         if self.use_leases:
@@ -135,6 +136,12 @@ class Verifier:
             self.held = await self.ledger.lease(self.owner, streams, ttl)
         else:
             self.held = streams
+        self._work = work
+        return work
+
+    async def cycle(self) -> list[PollResult]:
+        """One pass: lease streams, poll the ones that are due, schedule the next polls."""
+        work = await self.refresh()
         now = self.clock()
         due = [s for s in self.held if self._schedule.setdefault(s, _Schedule()).due <= now]
         results = await asyncio.gather(*(self._poll_safely(s, work[s]) for s in due))
@@ -180,27 +187,42 @@ class Verifier:
         interval = self.settings.poll_interval_s if busy else self.settings.idle_poll_interval_s
         schedule.due = self.clock() + interval
 
-    def next_wake_s(self) -> float:
-        """Seconds until a held stream is due (at most one poll interval, to see new orders)."""
-        now = self.clock()
-        dues = [self._schedule[s].due - now for s in self.held if s in self._schedule]
-        return max(0.0, min([self.settings.poll_interval_s, *dues]))
+    async def _stream_loop(self, stream: str) -> None:
+        """Poll one held stream on its own schedule, so a slow stream delays no other."""
+        schedule = self._schedule.setdefault(stream, _Schedule())
+        while stream in self._work:
+            await asyncio.sleep(max(0.0, schedule.due - self.clock()))
+            work = self._work.get(stream)
+            if work is None:
+                return
+            self._reschedule(await self._poll_safely(stream, work), work)
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Poll until ``stop`` is set; releases this verifier's leases on the way out."""
+        """Poll until ``stop`` is set; releases this verifier's leases on the way out.
+
+        Every ``poll_interval_s`` (at most 1 s) it renews leases and learns of
+        new open orders; each held stream is polled by its own task.
+        """
         self.log.info("verifier_started", streams=sorted(self.configured))
+        loops: dict[str, asyncio.Task[None]] = {}
         try:
             while not stop.is_set():
-                wait_s = self.settings.poll_interval_s
                 try:
-                    await self.cycle()
-                    wait_s = self.next_wake_s()
+                    await self.refresh()
                 except X0Error as exc:
-                    self.log.error("cycle_failed", error=str(exc), **exc.context)
+                    self.log.error("lease_failed", error=str(exc), **exc.context)
                 except Exception:
-                    self.log.exception("cycle_crashed")
-                await sleep_or_stop(stop, wait_s)
+                    self.log.exception("lease_crashed")
+                for stream in set(loops) - set(self.held):
+                    loops.pop(stream).cancel()
+                for stream in self.held:
+                    if stream not in loops or loops[stream].done():
+                        loops[stream] = asyncio.create_task(self._stream_loop(stream))
+                await sleep_or_stop(stop, min(1.0, self.settings.poll_interval_s))
         finally:
+            for task in loops.values():
+                task.cancel()
+            await asyncio.gather(*loops.values(), return_exceptions=True)
             if self.use_leases:
                 await self.ledger.release(self.owner)
             self.log.info("verifier_stopped", polls=self.polls, errors=self.errors)
