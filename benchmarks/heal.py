@@ -1,0 +1,300 @@
+"""How fast the mesh heals a failed link, side by side with babeld and BIRD OSPF+BFD.
+
+On one ring-with-chords topology (16 netns nodes; quick: 8) a UDP echo stream
+runs every 10 ms between two far-apart nodes.  On a link in the middle of the
+current path we inject (a) carrier loss (both veth ends ``ip link set down``)
+and (b) silent loss (nftables drops 100 % at both ends, the link stays up),
+``repeats`` times each; the outage is the longest gap between echo replies.
+The same is then done, on fresh namespaces of the same topology, with babeld
+(default timers and a fast hello) and BIRD 2 OSPF with BFD 100 ms x 3.
+
+Also measured: cold-start convergence (last MeshNode started -> every pair
+answers an ICMP echo), CPU per MeshNode actor process while probing at the
+default interval, and SPF + LFA time at 1,000 nodes on the simulator.
+Run as root: ``python benchmarks/heal.py [--quick]``.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+
+from _harness import console, parse_args, report
+from _peers import PEERS, PeerMesh
+
+from x0tta6bl4 import loggers
+from x0tta6bl4.mesh.addressing import AddressPlan
+from x0tta6bl4.mesh.echo import EchoStream, reachability
+from x0tta6bl4.mesh.faults import parse_fault
+from x0tta6bl4.mesh.netns import NetnsBackend
+from x0tta6bl4.mesh.nsutil import netns_exec
+from x0tta6bl4.mesh.topology import Topology, ring_chords
+
+KINDS = {"carrier": "link-down", "silent": "loss"}
+# Longest wait for one repair, and quiet time after a heal before the next fault
+# (BIRD must not be inside OSPF's 5 s MinLSInterval when the next failure comes).
+TIMEOUT_S = {"ours": 5.0, "babeld": 60.0, "babeld_fast": 10.0, "bird_bfd": 15.0}
+SETTLE_S = {"ours": 1.0, "babeld": 4.0, "babeld_fast": 1.5, "bird_bfd": 6.0}
+STEADY_S = 0.3
+
+
+def far_pair(topology: Topology) -> tuple[str, str]:
+    """The source n0 and the node farthest from it in hops."""
+    src = topology.names[0]
+    dist = {src: 0}
+    queue = deque([src])
+    while queue:
+        node = queue.popleft()
+        for nxt in topology.neighbors(node):
+            if nxt not in dist:
+                dist[nxt] = dist[node] + 1
+                queue.append(nxt)
+    return src, max(dist, key=lambda n: (dist[n], n))
+
+
+def current_path(plan: AddressPlan, src: str, dst: str) -> list[str] | None:
+    """Follow the kernel's next hops from ``src`` to ``dst`` (``ip route get`` per hop);
+    None while a hop has no route or the hops loop (the protocol is still converging)."""
+    peer_of = {
+        node: {end.ifname: peer for peer, end in plan.ends(node).items()}
+        for node in plan.namespaces
+    }
+    hops, node = [src], src
+    while node != dst:
+        out = subprocess.run(
+            netns_exec(plan.namespaces[node], ["ip", "-o", "route", "get", plan.loopbacks[dst]]),
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.split()
+        if "dev" not in out:
+            return None
+        node = peer_of[node][out[out.index("dev") + 1]]
+        if node in hops:
+            return None
+        hops.append(node)
+    return hops
+
+
+def stable_path(plan: AddressPlan, src: str, dst: str, timeout_s: float) -> list[str]:
+    """The current loop-free path, waiting up to ``timeout_s`` for one."""
+    deadline = time.monotonic() + timeout_s
+    while (path := current_path(plan, src, dst)) is None:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"no loop-free path {src} -> {dst} within {timeout_s:g} s")
+        time.sleep(0.1)
+    return path
+
+
+def wait_converged(plan: AddressPlan, timeout_s: float) -> float | None:
+    """Seconds until every pair answers an ICMP echo, or None."""
+    started = time.monotonic()
+    want = len(plan.namespaces) * (len(plan.namespaces) - 1)
+    while time.monotonic() - started < timeout_s:
+        if len(reachability(plan.namespaces, plan.loopbacks, timeout_s=0.2)) == want:
+            return time.monotonic() - started
+        time.sleep(0.05)
+    return None
+
+
+def steady(stream: EchoStream, since: float) -> bool:
+    """Replies flow again: one after ``since`` and none missing in the last STEADY_S."""
+    now = time.time()
+    if now - since < STEADY_S:
+        return False
+    return stream.last_reply() > since and stream.gap(now - STEADY_S, now) < 3 * stream.interval_s
+
+
+def measure_faults(
+    label: str,
+    backend: NetnsBackend,
+    src: str,
+    dst: str,
+    repeats: int,
+) -> dict[str, list[float]]:
+    """Outages (ms) of every kind of fault, ``repeats`` times, on the current path."""
+    plan = backend._require_plan()
+    outages: dict[str, list[float]] = {kind: [] for kind in KINDS}
+    stream = EchoStream(
+        plan.namespaces[src], plan.loopbacks[src], plan.namespaces[dst], plan.loopbacks[dst]
+    ).start()
+    try:
+        stream.wait_replies(30, timeout_s=30)
+        for rep in range(repeats):
+            for kind, fault_name in KINDS.items():
+                path = stable_path(plan, src, dst, TIMEOUT_S[label] + 30)
+                mid = (len(path) - 1) // 2
+                a, b = path[mid], path[mid + 1]
+                fault_at = time.time()
+                backend.faults.inject(parse_fault(fault_name, [a, b], "100"))
+                deadline = fault_at + TIMEOUT_S[label]
+                while time.time() < deadline and not steady(stream, fault_at):
+                    time.sleep(0.02)
+                end = time.time()
+                outage_ms = stream.gap(fault_at, end) * 1e3
+                outages[kind].append(outage_ms)
+                console.print(
+                    f"  {label:<11} {kind:<7} #{rep + 1}: link {a}-{b} of "
+                    f"{'-'.join(path)}: {outage_ms:7.1f} ms"
+                )
+                backend.faults.heal()
+                time.sleep(SETTLE_S[label])
+                stream.wait_replies(30, timeout_s=TIMEOUT_S[label] + 30)
+    finally:
+        stream.stop()
+    return outages
+
+
+def run_ours(
+    topology: Topology, data_dir: Path, src: str, dst: str, repeats: int
+) -> dict[str, Any]:
+    from x0tta6bl4.actors.mesh_app import MeshComponent
+    from x0tta6bl4.actors.runtime import ensure_ray, shutdown_ray
+    from x0tta6bl4.config import Settings
+
+    settings = Settings(
+        data_dir=data_dir,
+        mesh={"backend": "netns", "consumer": ""},
+        ray={"dashboard": False, "namespace": "x0-bench-heal"},
+    )
+    info = ensure_ray(settings.ray)
+    component = MeshComponent(settings, topology)
+    try:
+        component.start(info)
+        import ray
+
+        states = ray.get([a.status.remote() for a in component.actors.values()])
+        last_start = max(s["started_unix"] for s in states)
+        plan = component.backend._require_plan()
+        took = wait_converged(plan, 60.0)
+        if took is None:
+            raise RuntimeError("our mesh did not converge in 60 s")
+        cold_ms = (time.time() - last_start) * 1e3
+        time.sleep(SETTLE_S["ours"])
+        cpu = cpu_percent([s["pid"] for s in states], seconds=5.0)
+        outages = measure_faults("ours", component.backend, src, dst, repeats)
+        return {"cold_ms": cold_ms, "cpu": cpu, "outages": outages}
+    finally:
+        component.stop()
+        shutdown_ray()
+
+
+def cpu_percent(pids: list[int], seconds: float) -> float:
+    """Mean CPU percent of one process over ``seconds`` (utime + stime from /proc)."""
+
+    def ticks() -> dict[int, int]:
+        out = {}
+        for pid in pids:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            out[pid] = int(fields[11]) + int(fields[12])
+        return out
+
+    before, t0 = ticks(), time.monotonic()
+    time.sleep(seconds)
+    after, elapsed = ticks(), time.monotonic() - t0
+    hz = os.sysconf("SC_CLK_TCK")
+    return statistics.mean((after[p] - before[p]) / hz / elapsed * 100 for p in pids)
+
+
+def run_peer(
+    kind: str, topology: Topology, data_dir: Path, src: str, dst: str, repeats: int
+) -> dict[str, Any]:
+    backend = NetnsBackend(data_dir, run_id=f"hp{PEERS.index(kind)}{os.getpid() % 10000}")
+    backend.up(topology)
+    try:
+        with PeerMesh(kind, backend._require_plan()) as peers:
+            took = wait_converged(backend._require_plan(), 120.0)
+            if took is None or not peers.alive():
+                raise RuntimeError(f"{kind} did not converge in 120 s")
+            time.sleep(SETTLE_S[kind])
+            outages = measure_faults(kind, backend, src, dst, repeats)
+        return {"cold_ms": took * 1e3, "outages": outages}
+    finally:
+        backend.down()
+
+
+def pct(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q)) if values else float("nan")
+
+
+def main() -> None:
+    args = parse_args("heal", __doc__.splitlines()[0])
+    if os.geteuid() != 0:
+        raise SystemExit("benchmarks/heal.py needs root (network namespaces, routes, nftables)")
+    loggers.configure_logging("console", "warning")
+    nodes, repeats = (8, 3) if args.quick else (16, 10)
+    topology = ring_chords(nodes)
+    src, dst = far_pair(topology)
+    console.print(
+        f"{nodes} nodes, {len(topology.links)} links, stream {src} -> {dst}, "
+        f"{repeats} repeats per fault"
+    )
+    data_dir = Path(tempfile.mkdtemp(prefix="x0-bench-heal-"))
+    peer_repeats = {"babeld": 1 if args.quick else repeats}
+    started = time.monotonic()
+
+    ours = run_ours(topology, data_dir, src, dst, repeats)
+    peers = {
+        kind: run_peer(kind, topology, data_dir, src, dst, peer_repeats.get(kind, repeats))
+        for kind in PEERS
+    }
+
+    from x0tta6bl4.mesh.sim import measure_spf
+
+    metrics: dict[str, float] = {
+        "heal.silent.p50_ms": pct(ours["outages"]["silent"], 50),
+        "heal.silent.p99_ms": pct(ours["outages"]["silent"], 99),
+        "heal.carrier.p50_ms": pct(ours["outages"]["carrier"], 50),
+        "heal.carrier.p99_ms": pct(ours["outages"]["carrier"], 99),
+        "peer.babeld.silent.p50_ms": pct(peers["babeld"]["outages"]["silent"], 50),
+        "peer.babeld_fast.silent.p50_ms": pct(peers["babeld_fast"]["outages"]["silent"], 50),
+        "peer.bird_bfd.silent.p50_ms": pct(peers["bird_bfd"]["outages"]["silent"], 50),
+        "peer.babeld.carrier.p50_ms": pct(peers["babeld"]["outages"]["carrier"], 50),
+        "peer.bird_bfd.carrier.p50_ms": pct(peers["bird_bfd"]["outages"]["carrier"], 50),
+        "converge.cold_ms": ours["cold_ms"],
+        "probe.cpu_percent_per_node": ours["cpu"],
+        "sim.spf_1000_ms": measure_spf(1000),
+        "nodes": nodes,
+        "repeats": repeats,
+        "peer.babeld_fast.carrier.p50_ms": pct(peers["babeld_fast"]["outages"]["carrier"], 50),
+        "peer.babeld.cold_ms": peers["babeld"]["cold_ms"],
+        "peer.babeld_fast.cold_ms": peers["babeld_fast"]["cold_ms"],
+        "peer.bird_bfd.cold_ms": peers["bird_bfd"]["cold_ms"],
+        "ratio.silent.babeld_over_ours": (
+            pct(peers["babeld"]["outages"]["silent"], 50) / pct(ours["outages"]["silent"], 50)
+        ),
+        "ratio.silent.bird_bfd_over_ours": (
+            pct(peers["bird_bfd"]["outages"]["silent"], 50) / pct(ours["outages"]["silent"], 50)
+        ),
+        "ratio.carrier.bird_bfd_over_ours": (
+            pct(peers["bird_bfd"]["outages"]["carrier"], 50) / pct(ours["outages"]["carrier"], 50)
+        ),
+        "seconds": time.monotonic() - started,
+    }
+    notes = {
+        "outage": "longest gap between replies of a 10 ms UDP echo stream around the fault",
+        "silent": "nftables drop 100% on ingress at both ends of the link (link stays up)",
+        "carrier": "ip link set down at both ends of the link",
+        "babeld_repeats": str(peer_repeats.get("babeld", repeats)),
+        "babeld_fast_hello_s": "0.05",
+        "cpu": "whole MeshNode actor process (includes Ray's worker threads), mean per node",
+        "samples": str({k: [round(x, 1) for x in v] for k, v in ours["outages"].items()}),
+    }
+    report("heal", args, metrics, notes=notes)
+
+
+if __name__ == "__main__":
+    main()

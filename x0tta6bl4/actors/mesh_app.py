@@ -1,0 +1,210 @@
+"""The ``mesh`` component of the app: a mesh of MeshNode actors, or the simulator.
+
+Enabled by ``mesh.enabled``.  ``mesh.backend``:
+
+* ``netns`` (``auto`` as root): a network namespace per node on this host,
+  one MeshNode actor per node routing real packets through the kernel;
+* ``host``: the real interfaces of the Ray nodes, from ``mesh.topology_file``;
+* ``sim`` (``auto`` otherwise): the in-process simulator, stepped in real
+  time by a thread of the driver.
+
+``stop`` leaves nothing behind: actors are stopped (their routes flushed)
+and killed, the namespaces, peer processes and the run's state file go.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from typing import Any
+
+import ray
+from ray.actor import ActorHandle
+
+from x0tta6bl4 import loggers
+from x0tta6bl4.actors.mesh_node import spawn_node, wait_ready
+from x0tta6bl4.actors.runtime import RayInfo
+from x0tta6bl4.config import Settings
+from x0tta6bl4.errors import MeshError
+from x0tta6bl4.mesh.ports import Fault, FaultKind
+from x0tta6bl4.mesh.security import keys_dir, provision
+from x0tta6bl4.mesh.service import NodeSpec, node_specs
+from x0tta6bl4.mesh.topology import Topology, generate
+
+__all__ = ["MeshComponent", "resolve_backend"]
+
+log = loggers.mesh
+
+_STOP_TIMEOUT_S = 15.0
+
+
+def resolve_backend(settings: Settings) -> str:
+    """``auto`` becomes ``netns`` as root and ``sim`` otherwise."""
+    kind = settings.mesh.backend
+    if kind == "auto":
+        return "netns" if os.geteuid() == 0 else "sim"
+    return kind
+
+
+class MeshComponent:
+    """Brings a mesh up on Ray and takes it down (see the module doc)."""
+
+    name = "mesh"
+
+    def __init__(self, settings: Settings, topology: Topology | None = None) -> None:
+        self.settings = settings
+        mesh = settings.mesh
+        self.topology = topology or generate(mesh.topology, mesh.nodes, seed=mesh.seed)
+        self.kind = resolve_backend(settings)
+        self.backend: Any = None
+        self.actors: dict[str, ActorHandle] = {}
+        self.specs: dict[str, NodeSpec] = {}
+        self.run_id: str | None = None
+        self.started_s: float | None = None
+        self._sim_thread: threading.Thread | None = None
+        self._sim_stop = threading.Event()
+
+    def start(self, ray_info: RayInfo) -> None:
+        started = time.monotonic()
+        if self.kind == "sim":
+            self._start_sim()
+        else:
+            self._start_kernel(ray_info)
+        self.started_s = time.monotonic() - started
+        log.info(
+            "mesh_up",
+            backend=self.kind,
+            nodes=len(self.topology),
+            run=self.run_id,
+            seconds=round(self.started_s, 2),
+        )
+
+    def _start_kernel(self, ray_info: RayInfo) -> None:
+        if self.kind == "netns":
+            from x0tta6bl4.mesh.netns import NetnsBackend
+
+            backend = NetnsBackend(self.settings.data_dir)
+            self.backend, self.run_id = backend, backend.run_id
+            backend.up(self.topology)
+            self.specs = node_specs(self.topology, backend._require_plan())
+        else:
+            from x0tta6bl4.mesh.host import HostBackend
+
+            host = HostBackend.from_settings(self.settings)
+            self.backend, self.run_id = host, "host"
+            host.up(host.topology)
+            self.topology = host.topology
+            self.specs = host.specs()
+        try:
+            if self.settings.mesh.byzantine:
+                provision(
+                    keys_dir(self.settings.data_dir),
+                    self.topology.names,
+                    self.settings.mesh.pqc_beacons,
+                )
+            consumer = self.settings.mesh.consumer or None
+            for name, spec in self.specs.items():
+                self.actors[name] = spawn_node(
+                    spec,
+                    self.settings,
+                    self.run_id,
+                    ray_namespace=ray_info.namespace,
+                    consumer=consumer,
+                )
+            wait_ready(self.actors, self.settings.mesh.start_timeout_s)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start_sim(self) -> None:
+        from x0tta6bl4.mesh.sim import SimBackend
+
+        sim = SimBackend(self.settings.mesh, seed=self.settings.mesh.seed)
+        sim.up(self.topology)
+        self.backend, self.run_id = sim, "sim"
+        self._sim_stop.clear()
+        self._sim_thread = threading.Thread(target=self._step_sim, name="x0-sim", daemon=True)
+        self._sim_thread.start()
+
+    def _step_sim(self) -> None:
+        """Advance the simulator's virtual time with the wall clock."""
+        last = time.monotonic()
+        while not self._sim_stop.wait(0.1):
+            now = time.monotonic()
+            self.backend.run(now - last)
+            last = now
+
+    # --- faults ---------------------------------------------------------------------
+
+    def fault(self, fault: Fault) -> str:
+        """Inject ``fault``; a node-crash also kills that node's actor (Ray restarts it)."""
+        if self.kind == "sim":
+            self.backend.inject(fault)
+            return f"sim:{fault.kind.value}:{','.join(fault.targets)}"
+        if self.kind != "netns":
+            raise MeshError(
+                "fault injection needs the netns or sim backend",
+                fix="run with --set mesh.backend=netns",
+            )
+        fault_id: str = self.backend.faults.inject(fault)
+        if fault.kind is FaultKind.NODE_CRASH:
+            for node in fault.targets:
+                ray.kill(self.actors[node], no_restart=False)
+        return fault_id
+
+    def heal(self, fault_id: str | None = None) -> list[str]:
+        if self.kind == "sim":
+            healed = [f"sim:{f.kind.value}" for f in list(self.backend.faults)]
+            for fault in list(self.backend.faults):
+                self.backend.heal(fault)
+            return healed
+        healed: list[str] = self.backend.faults.heal(fault_id)
+        return healed
+
+    # --- status and teardown ---------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        if self.kind == "sim":
+            sim = self.backend
+            return {
+                "backend": "sim",
+                "nodes": len(self.topology),
+                "converged": bool(sim and sim.topology and sim.converged()),
+            }
+        refs = {name: actor.status.remote() for name, actor in self.actors.items()}
+        running = routes = 0
+        for ref in refs.values():
+            try:
+                report = ray.get(ref, timeout=5)
+            except (ray.exceptions.RayError, TimeoutError):
+                continue
+            running += bool(report["running"])
+            routes += report["routes"]
+        return {
+            "backend": self.kind,
+            "run": self.run_id,
+            "nodes": len(self.actors),
+            "running": running,
+            "routes": routes,
+        }
+
+    def stop(self) -> None:
+        """Stop and kill the actors, then remove what the backend created; idempotent."""
+        if self._sim_thread is not None:
+            self._sim_stop.set()
+            self._sim_thread.join(timeout=5)
+            self._sim_thread = None
+        refs = [actor.stop.remote(flush_routes=True) for actor in self.actors.values()]
+        if refs:
+            try:
+                ray.get(refs, timeout=_STOP_TIMEOUT_S)
+            except (ray.exceptions.RayError, TimeoutError) as exc:
+                log.warning("mesh_node_stop_failed", error=str(exc))
+        for actor in self.actors.values():
+            ray.kill(actor, no_restart=True)
+        self.actors.clear()
+        if self.backend is not None:
+            self.backend.down()
+            self.backend = None
+        log.info("mesh_down", run=self.run_id)

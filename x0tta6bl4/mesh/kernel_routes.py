@@ -1,0 +1,280 @@
+"""Kernel routes of one mesh node through pyroute2, under our own route protocol.
+
+Every route x0tta6bl4 installs carries protocol number :data:`ROUTE_PROTO`
+(211; unassigned in iproute2's ``rt_protos``), so ``ip route show proto 211``
+lists exactly ours and removal never touches a route of another protocol.
+A route goes to a node's loopback /32 through the neighbour's link address
+on the link's interface, with the node's own loopback as preferred source::
+
+    10.255.0.5 via 10.128.0.17 dev x0-n3 proto 211 src 10.255.0.1
+
+:class:`KernelRouteSink` is the :class:`~x0tta6bl4.mesh.ports.RouteSink` the
+MeshNode actor hands its logic: ``apply`` records the wanted state and queues
+the netlink work on the namespace's worker thread (it never blocks the event
+loop); :meth:`KernelRouteSink.resync` repairs any drift (a failed write, a
+route the kernel dropped when a link went administratively down).
+``installed`` starts from what the kernel holds, so a restarted actor adopts
+its predecessor's routes without a flush.  ``NetlinkError`` is translated to
+:class:`RouteError`, :class:`InterfaceError` or :class:`PrivilegeError` here.
+"""
+
+from __future__ import annotations
+
+import errno
+import threading
+from collections.abc import Mapping, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any
+
+from pyroute2 import IPRoute
+from pyroute2.netlink.exceptions import NetlinkError
+
+from x0tta6bl4 import loggers
+from x0tta6bl4.errors import InterfaceError, MeshError, PrivilegeError, RouteError
+from x0tta6bl4.mesh.nsutil import NetnsWorker
+from x0tta6bl4.mesh.ports import Route
+
+__all__ = ["MAIN_TABLE", "ROUTE_PROTO", "KernelRouteSink", "KernelRoutes", "NextHop"]
+
+ROUTE_PROTO = 211
+"""Our route protocol number (``ip route show proto 211``); see docs/mesh.md."""
+MAIN_TABLE = 254
+
+log = loggers.mesh
+
+
+@dataclass(frozen=True)
+class NextHop:
+    """How to reach a direct neighbour: our interface and its address on the link."""
+
+    ifname: str
+    gateway: str
+
+
+def _translate(exc: NetlinkError, what: str, **context: Any) -> MeshError:
+    code = exc.code
+    text = f"{what}: {exc.args[1] if len(exc.args) > 1 else exc} (errno {code})"
+    if code in (errno.EPERM, errno.EACCES):
+        return PrivilegeError(text, **context)
+    if code in (errno.ENODEV, errno.ENETDOWN):
+        return InterfaceError(text, **context)
+    return RouteError(text, fix="check `ip route show proto 211` and the links", **context)
+
+
+class KernelRoutes:
+    """Blocking reads and writes of our routes; every method runs on the worker's thread.
+
+    Args:
+        proto: route protocol number of ours.
+        table: routing table (main by default).
+        guard_foreign: refuse to replace a route to the same prefix owned by another
+            protocol (the host backend: routes on a real machine are not all ours).
+    """
+
+    def __init__(
+        self, proto: int = ROUTE_PROTO, table: int = MAIN_TABLE, guard_foreign: bool = False
+    ) -> None:
+        self.proto = proto
+        self.table = table
+        self.guard_foreign = guard_foreign
+        self._ifindex: dict[str, int] = {}
+
+    def ifindex(self, ipr: IPRoute, ifname: str) -> int:
+        if ifname not in self._ifindex:
+            found = ipr.link_lookup(ifname=ifname)
+            if not found:
+                raise InterfaceError(f"interface {ifname} does not exist", ifname=ifname)
+            self._ifindex[ifname] = found[0]
+        return self._ifindex[ifname]
+
+    def read(self, ipr: IPRoute) -> dict[str, tuple[str, int]]:
+        """Our /32 routes: destination address -> (gateway, interface index)."""
+        try:
+            msgs = ipr.get_routes(family=2, table=self.table, proto=self.proto)
+        except NetlinkError as exc:
+            raise _translate(exc, "reading routes") from exc
+        routes = {}
+        for msg in msgs:
+            if msg["dst_len"] != 32 or msg.get("proto") != self.proto:
+                continue
+            dst, gateway, oif = msg.get("dst"), msg.get("gateway"), msg.get("oif")
+            if dst and gateway and oif:
+                routes[dst] = (gateway, oif)
+        return routes
+
+    def replace(self, ipr: IPRoute, dst: str, hop: NextHop, source: str | None = None) -> None:
+        if self.guard_foreign:
+            self._refuse_foreign(ipr, dst)
+        try:
+            ipr.route(
+                "replace",
+                dst=dst,
+                dst_len=32,
+                gateway=hop.gateway,
+                oif=self.ifindex(ipr, hop.ifname),
+                proto=self.proto,
+                table=self.table,
+                **({"prefsrc": source} if source else {}),
+            )
+        except NetlinkError as exc:
+            if exc.code == errno.ENODEV:
+                self._ifindex.pop(hop.ifname, None)
+            raise _translate(exc, f"installing {dst} via {hop.gateway}", dst=dst) from exc
+
+    def delete(self, ipr: IPRoute, dst: str) -> bool:
+        """Remove our route to ``dst``; False when there was none."""
+        try:
+            ipr.route("del", dst=dst, dst_len=32, proto=self.proto, table=self.table)
+        except NetlinkError as exc:
+            if exc.code == errno.ESRCH:
+                return False
+            raise _translate(exc, f"removing route to {dst}", dst=dst) from exc
+        return True
+
+    def flush(self, ipr: IPRoute) -> int:
+        """Remove every route of our protocol in the table; returns how many."""
+        return sum(self.delete(ipr, dst) for dst in self.read(ipr))
+
+    def _refuse_foreign(self, ipr: IPRoute, dst: str) -> None:
+        try:
+            msgs = ipr.get_routes(family=2, table=self.table, dst=dst, dst_len=32)
+        except NetlinkError as exc:
+            raise _translate(exc, f"reading routes to {dst}") from exc
+        for msg in msgs:
+            if msg["dst_len"] == 32 and msg.get("proto") != self.proto and msg.get("dst") == dst:
+                raise RouteError(
+                    f"route to {dst}/32 belongs to protocol {msg.get('proto')}, not to us",
+                    fix="remove that route or keep the mesh's loopbacks out of it",
+                    dst=dst,
+                )
+
+
+class KernelRouteSink:
+    """A :class:`RouteSink` over the kernel of one namespace (None: the host's).
+
+    Args:
+        worker: the namespace's netlink worker thread.
+        nexthops: neighbour -> interface and link address of that neighbour.
+        destinations: node -> the address routes to it target (its loopback).
+        source: preferred source address of our routes (this node's loopback).
+        routes: the :class:`KernelRoutes` to use (its protocol, table, guard).
+    """
+
+    def __init__(
+        self,
+        worker: NetnsWorker,
+        nexthops: Mapping[str, NextHop],
+        destinations: Mapping[str, str],
+        source: str | None = None,
+        routes: KernelRoutes | None = None,
+    ) -> None:
+        self.worker = worker
+        self.nexthops = dict(nexthops)
+        self.destinations = dict(destinations)
+        self.source = source
+        self.kernel = routes or KernelRoutes()
+        self._lock = threading.Lock()
+        self._wanted: dict[str, Route] = {}
+        self._by_addr = {addr: node for node, addr in self.destinations.items()}
+        self._by_gateway = {hop.gateway: n for n, hop in self.nexthops.items()}
+        self.errors = 0
+        self.last_error: str | None = None
+        self._failing: set[str] = set()
+
+    # --- RouteSink -----------------------------------------------------------------
+
+    def load(self, timeout_s: float = 10.0) -> dict[str, Route]:
+        """Read our routes from the kernel as the starting state (blocking; call once)."""
+        found = self.worker.call(self.kernel.read, timeout_s)
+        index_names = self.worker.call(_ifnames, timeout_s)
+        routes = {}
+        stray = []
+        for addr, (gateway, oif) in found.items():
+            dest, hop = self._by_addr.get(addr), self._by_gateway.get(gateway)
+            if dest and hop and index_names.get(oif) == self.nexthops[hop].ifname:
+                routes[dest] = Route(dest, hop, 0.0)
+            else:
+                stray.append(addr)
+        with self._lock:
+            self._wanted = dict(routes)
+        if stray:
+            log.info("stray_routes_removed", count=len(stray))
+            for addr in stray:
+                self.worker.submit(lambda ipr, addr=addr: self.kernel.delete(ipr, addr))
+        return routes
+
+    def apply(self, install: Sequence[Route], remove: Sequence[str]) -> None:
+        """Record the change and queue it on the worker thread (never blocks)."""
+        ops: list[tuple[str, str, NextHop | None]] = []
+        for route in install:
+            hop = self.nexthops.get(route.next_hop)
+            addr = self.destinations.get(route.dest)
+            if hop is None or addr is None:
+                raise RouteError(
+                    f"no link to {route.next_hop} or no address for {route.dest}",
+                    dest=route.dest,
+                    next_hop=route.next_hop,
+                )
+            ops.append((route.dest, addr, hop))
+        ops += [
+            (dest, self.destinations[dest], None) for dest in remove if dest in self.destinations
+        ]
+        with self._lock:
+            for route in install:
+                self._wanted[route.dest] = route
+            for dest in remove:
+                self._wanted.pop(dest, None)
+        if ops:
+            self.worker.submit(lambda ipr: self._write(ipr, ops))
+
+    def installed(self) -> Mapping[str, Route]:
+        with self._lock:
+            return dict(self._wanted)
+
+    # --- worker side ---------------------------------------------------------------------
+
+    def _write(self, ipr: IPRoute, ops: list[tuple[str, str, NextHop | None]]) -> None:
+        for dest, addr, hop in ops:
+            try:
+                if hop is None:
+                    self.kernel.delete(ipr, addr)
+                else:
+                    self.kernel.replace(ipr, addr, hop, self.source)
+                self._failing.discard(dest)
+            except MeshError as exc:
+                self.errors += 1
+                self.last_error = str(exc)
+                if dest not in self._failing:
+                    log.warning("route_write_failed", dest=dest, error=exc.message)
+                self._failing.add(dest)
+
+    def resync(self) -> Future[int]:
+        """Make the kernel match what the logic wants; the future gives the fixes made."""
+        return self.worker.submit(self._resync)
+
+    def _resync(self, ipr: IPRoute) -> int:
+        have = self.kernel.read(ipr)
+        wanted = self.installed()
+        ops: list[tuple[str, str, NextHop | None]] = []
+        for dest, route in wanted.items():
+            addr, hop = self.destinations[dest], self.nexthops[route.next_hop]
+            current = have.get(addr)
+            if current is None or current[0] != hop.gateway:
+                ops.append((dest, addr, hop))
+        wanted_addrs = {self.destinations[d] for d in wanted}
+        ops += [
+            (self._by_addr.get(addr, addr), addr, None) for addr in have if addr not in wanted_addrs
+        ]
+        self._write(ipr, ops)
+        return len(ops)
+
+    def flush(self, timeout_s: float = 10.0) -> int:
+        """Remove every route of ours in this namespace (blocking; teardown only)."""
+        with self._lock:
+            self._wanted.clear()
+        return self.worker.call(self.kernel.flush, timeout_s)
+
+
+def _ifnames(ipr: IPRoute) -> dict[int, str]:
+    return {link["index"]: link.get("ifname") for link in ipr.get_links()}
