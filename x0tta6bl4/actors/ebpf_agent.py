@@ -21,7 +21,7 @@ from typing import Any
 
 import ray
 from ray.actor import ActorHandle
-from ray.exceptions import GetTimeoutError, RayActorError
+from ray.exceptions import ActorUnschedulableError, GetTimeoutError, RayActorError
 from ray.util.metrics import Counter, Gauge
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
@@ -299,7 +299,8 @@ def spawn_agent(
             fix="check `ray status`: the node may be gone, or raise ebpf.start_timeout_s",
             node=node_id,
         ) from exc
-    except RayActorError as exc:
+    except (RayActorError, ActorUnschedulableError) as exc:
+        ray.kill(handle)
         raise ClusterError(
             f"EbpfAgent for node {node_id} could not be placed: {exc}",
             fix="check `ray status`: the node may be gone",

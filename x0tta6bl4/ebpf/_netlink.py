@@ -2,17 +2,22 @@
 
 This is the adapter for pyroute2: its ``NetlinkError`` and ``OSError`` are
 translated here into our errors and nowhere else.  A socket for a namespace is
-opened inside it by pyroute2, so nothing here ever moves a thread or process
-into another namespace.
+created by a short-lived thread that enters it, so no long-lived thread or
+process ever changes namespace.
 """
 
 from __future__ import annotations
 
+import ctypes
 import errno
+import os
+import socket
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +56,8 @@ __all__ = [
 ]
 
 NETNS_DIR = Path("/run/netns")
+_CLONE_NEWNET = 0x40000000
+_NETLINK_ROUTE = 0
 
 XDP_FLAGS_UPDATE_IF_NOEXIST = 1
 XDP_FLAGS_REPLACE = 16
@@ -134,6 +141,43 @@ def _translate(exc: NetlinkError | OSError, what: str, netns: str | None) -> Exc
     return EbpfError(f"{what}{_where(netns)} failed: {detail} (errno {code})", netns=netns)
 
 
+def _socket_in(netns: str) -> int:
+    """A netlink socket fd created inside ``netns`` by a short-lived thread.
+
+    ``setns`` moves only the calling thread, and a socket stays in the namespace
+    it was created in.  (pyroute2's own ``netns=`` forks a helper process, which
+    can deadlock in a multi-threaded process such as a Ray worker.)
+    """
+    result: list[int] = []
+    failure: list[BaseException] = []
+
+    def body() -> None:
+        try:
+            fd = os.open(NETNS_DIR / netns, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                if _libc().setns(fd, _CLONE_NEWNET) != 0:
+                    err = ctypes.get_errno()
+                    raise OSError(err, f"setns into {netns}: {os.strerror(err)}")
+            finally:
+                os.close(fd)
+            sock = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, _NETLINK_ROUTE)
+            result.append(sock.detach())
+        except BaseException as exc:  # noqa: BLE001 - handed to the calling thread
+            failure.append(exc)
+
+    thread = threading.Thread(target=body, name=f"x0-ebpf-netns-{netns}", daemon=True)
+    thread.start()
+    thread.join()
+    if failure:
+        raise failure[0]
+    return result[0]
+
+
+@cache
+def _libc() -> ctypes.CDLL:
+    return ctypes.CDLL(None, use_errno=True)
+
+
 @contextmanager
 def rtnl(netns: str | None = None) -> Iterator[IPRoute]:
     """An rtnetlink socket in the host namespace or inside ``netns`` (never created)."""
@@ -144,7 +188,12 @@ def rtnl(netns: str | None = None) -> Iterator[IPRoute]:
             netns=netns,
         )
     try:
-        ipr = IPRoute(netns=netns, flags=0, ext_ack=True) if netns else IPRoute(ext_ack=True)
+        fileno = _socket_in(netns) if netns else None
+        ipr = IPRoute(fileno=fileno, ext_ack=True)
+    except FileNotFoundError as exc:
+        raise InterfaceNotFoundError(
+            f"network namespace {netns} does not exist", netns=netns
+        ) from exc
     except (NetlinkError, OSError) as exc:
         raise _translate(exc, "opening rtnetlink", netns) from exc
     try:
