@@ -17,6 +17,8 @@ from pathlib import Path
 
 from x0tta6bl4.actors.runtime import RayInfo, ensure_ray, shutdown_ray
 from x0tta6bl4.config import Settings, load_settings
+from x0tta6bl4.errors import MeshError
+from x0tta6bl4.mesh.topology import Topology
 
 __all__ = ["Mesh", "connect"]
 
@@ -34,6 +36,35 @@ class Mesh:
 
         rows = ray.util.list_named_actors(all_namespaces=True)
         return sorted(r["name"] for r in rows if r["namespace"] == self.info.namespace)
+
+    @property
+    def topology(self) -> Topology:
+        """The topology of the running netns mesh (the newest run under ``data_dir``)."""
+        from x0tta6bl4.mesh.netns import NetnsBackend
+
+        backend = NetnsBackend.attach(self.settings.data_dir)
+        if backend.topology is None:
+            raise MeshError("the mesh run has no topology recorded")
+        return backend.topology
+
+    def fault(
+        self, kind: str, *targets: str, value: str | float | None = None, run: str | None = None
+    ) -> str:
+        """Inject a reversible fault into the running mesh; returns its id for :meth:`heal`.
+
+        ``mesh.fault("link-down", "n1", "n2")``, ``mesh.fault("loss", "n1", "n2", value="30%")``,
+        ``mesh.fault("node-crash", "n3")``, ``mesh.fault("partition", "n1", "n2")``.
+        """
+        from x0tta6bl4.actors.mesh_app import inject_fault
+        from x0tta6bl4.mesh.faults import parse_fault
+
+        return inject_fault(self.settings, parse_fault(kind, list(targets), value), run)
+
+    def heal(self, fault_id: str | None = None, *, run: str | None = None) -> list[str]:
+        """Undo one fault by id, or every active fault; returns the ids healed."""
+        from x0tta6bl4.actors.mesh_app import heal_faults
+
+        return heal_faults(self.settings, fault_id, run)
 
     def close(self) -> None:
         """Disconnect; a local Ray started by :func:`connect` is stopped."""

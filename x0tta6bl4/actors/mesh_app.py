@@ -32,7 +32,7 @@ from x0tta6bl4.mesh.security import keys_dir, provision
 from x0tta6bl4.mesh.service import NodeSpec, node_specs
 from x0tta6bl4.mesh.topology import Topology, generate
 
-__all__ = ["MeshComponent", "resolve_backend"]
+__all__ = ["MeshComponent", "heal_faults", "inject_fault", "resolve_backend"]
 
 log = loggers.mesh
 
@@ -208,3 +208,44 @@ class MeshComponent:
             self.backend.down()
             self.backend = None
         log.info("mesh_down", run=self.run_id)
+
+
+def inject_fault(settings: Settings, fault: Fault, run_id: str | None = None) -> str:
+    """Inject ``fault`` into a running netns mesh (the newest run under ``data_dir``).
+
+    A node-crash also kills that node's MeshNode actor when this process is
+    connected to the Ray that runs it; Ray restarts the actor, which finds
+    its links down until the fault is healed.
+    """
+    from x0tta6bl4.actors.mesh_node import actor_name
+    from x0tta6bl4.mesh.netns import NetnsBackend
+
+    backend = NetnsBackend.attach(settings.data_dir, run_id)
+    try:
+        fault_id: str = backend.faults.inject(fault)
+    finally:
+        backend.close()
+    if fault.kind is FaultKind.NODE_CRASH and ray.is_initialized():
+        for node in fault.targets:
+            try:
+                actor = ray.get_actor(
+                    actor_name(backend.run_id, node), namespace=settings.ray.namespace
+                )
+            except ValueError:
+                continue
+            ray.kill(actor, no_restart=False)
+    return fault_id
+
+
+def heal_faults(
+    settings: Settings, fault_id: str | None = None, run_id: str | None = None
+) -> list[str]:
+    """Heal one fault by id, or all active faults, of a running netns mesh."""
+    from x0tta6bl4.mesh.netns import NetnsBackend
+
+    backend = NetnsBackend.attach(settings.data_dir, run_id)
+    try:
+        healed: list[str] = backend.faults.heal(fault_id)
+    finally:
+        backend.close()
+    return healed

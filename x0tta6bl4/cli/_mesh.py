@@ -1,0 +1,226 @@
+"""``x0tta6bl4 mesh``: bring a mesh up, look at it, break it on purpose, heal it, clean up.
+
+``mesh up`` runs in the foreground (like ``run``) and prints its run id; the
+other commands work from any terminal on the run recorded under the data
+directory (the newest, or ``--run ID``).
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from types import FrameType
+from typing import Annotated, Any
+
+import typer
+from rich.live import Live
+from rich.table import Table
+
+from x0tta6bl4.cli._common import console, settings_of
+from x0tta6bl4.errors import MeshError
+
+__all__ = ["app"]
+
+app = typer.Typer(help="Bring up, inspect, break and heal the mesh.", no_args_is_help=True)
+fault_app = typer.Typer(
+    help="Inject a reversible fault (recorded; undo with `mesh heal`).", no_args_is_help=True
+)
+app.add_typer(fault_app, name="fault")
+
+RunOpt = Annotated[str | None, typer.Option("--run", help="Run id (default: the newest run).")]
+
+
+@app.command()
+def up(
+    ctx: typer.Context,
+    nodes: Annotated[int | None, typer.Option(help="Mesh nodes (default mesh.nodes).")] = None,
+    topology: Annotated[
+        str | None, typer.Option(help="ring, grid, ring_chords or waxman (default mesh.topology).")
+    ] = None,
+    duration: Annotated[
+        float | None, typer.Option(help="Stop after this many seconds (default: Ctrl-C).")
+    ] = None,
+    address: Annotated[str | None, typer.Option(help="Join this Ray cluster.")] = None,
+) -> None:
+    """Start Ray and a mesh of MeshNode actors; show it until Ctrl-C; tear it all down."""
+    from x0tta6bl4.actors.mesh_app import MeshComponent
+    from x0tta6bl4.actors.runtime import ensure_ray, shutdown_ray
+
+    settings = settings_of(ctx)
+    if nodes is not None:
+        settings.mesh.nodes = nodes
+    if topology is not None:
+        settings.mesh.topology = topology  # type: ignore[assignment]
+    stop = False
+
+    def _stop(signum: int, _frame: FrameType | None) -> None:
+        nonlocal stop
+        stop = True
+
+    previous = signal.signal(signal.SIGTERM, _stop)
+    component = MeshComponent(settings)
+    info = None
+    try:
+        with console.status(f"starting {settings.mesh.nodes} mesh nodes…"):
+            info = ensure_ray(settings.ray, address)
+            component.start(info)
+        console.print(
+            f"mesh [bold]{component.run_id}[/] up: {len(component.topology)} nodes "
+            f"({component.kind}) in {component.started_s:.1f} s; "
+            f"`x0tta6bl4 mesh status --run {component.run_id}` from another terminal"
+        )
+        deadline = None if duration is None else time.monotonic() + duration
+        with Live(_table(component.status()), console=console, auto_refresh=False) as live:
+            while not stop and (deadline is None or time.monotonic() < deadline):
+                time.sleep(1.0)
+                live.update(_table(component.status()), refresh=True)
+    except KeyboardInterrupt:
+        console.print("interrupted")
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        with console.status("stopping…"):
+            component.stop()
+            if info is not None and info.started_here:
+                shutdown_ray()
+        console.print("mesh stopped; namespaces, routes and actors removed")
+
+
+def _table(status: dict[str, Any]) -> Table:
+    table = Table(title="mesh")
+    for key in status:
+        table.add_column(key)
+    table.add_row(*(str(v) for v in status.values()))
+    return table
+
+
+@app.command()
+def status(ctx: typer.Context, run: RunOpt = None) -> None:
+    """Nodes, link states, route counts and active faults of a netns run."""
+    from x0tta6bl4.mesh.inspect import run_status
+
+    report = run_status(settings_of(ctx).data_dir, run)
+    table = Table(title=f"mesh run {report.run_id} ({len(report.nodes)} nodes)")
+    for column in ("node", "namespace", "links up", "routes (proto)", "down links"):
+        table.add_column(column)
+    for row in report.nodes:
+        table.add_row(
+            row.node,
+            row.namespace if row.exists else f"[red]{row.namespace} (gone)[/]",
+            f"{row.links_up}/{row.links}",
+            str(row.routes),
+            ", ".join(row.down) or "-",
+        )
+    console.print(table)
+    if report.faults:
+        console.print("[bold]active faults:[/] " + "; ".join(report.faults))
+    else:
+        console.print("no active faults")
+
+
+@app.command()
+def routes(
+    ctx: typer.Context,
+    node: Annotated[str | None, typer.Argument(help="Only this node.")] = None,
+    run: RunOpt = None,
+) -> None:
+    """Kernel routes the mesh installed (our protocol only), per node."""
+    from x0tta6bl4.mesh.inspect import run_routes
+
+    rows = run_routes(settings_of(ctx).data_dir, run, node)
+    table = Table(title="mesh routes")
+    for column in ("node", "destination", "address", "via", "dev"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
+
+
+@app.command()
+def clean(ctx: typer.Context, run: RunOpt = None) -> None:
+    """Remove the namespaces, processes and state of one run, or of every run."""
+    from x0tta6bl4.mesh.netns import clean as clean_runs
+
+    report = clean_runs(settings_of(ctx).data_dir, run)
+    console.print(
+        f"removed {len(report.namespaces)} namespaces, killed {len(report.pids)} processes, "
+        f"removed {len(report.state_files)} state files"
+    )
+
+
+@app.command()
+def heal(
+    ctx: typer.Context,
+    fault_id: Annotated[str | None, typer.Argument(help="The fault to undo (e.g. f3).")] = None,
+    all_faults: Annotated[bool, typer.Option("--all", help="Undo every active fault.")] = False,
+    run: RunOpt = None,
+) -> None:
+    """Undo a fault by id, or all of them with --all."""
+    from x0tta6bl4.actors.mesh_app import heal_faults
+
+    if fault_id is None and not all_faults:
+        raise MeshError("say which fault to heal", fix="pass its id (see `mesh status`) or --all")
+    healed = heal_faults(settings_of(ctx), fault_id, run)
+    console.print(f"healed {', '.join(healed) or 'nothing (no active faults)'}")
+
+
+def _inject(
+    ctx: typer.Context, kind: str, targets: list[str], value: str | None, run: str | None
+) -> None:
+    from x0tta6bl4.actors.mesh_app import inject_fault
+    from x0tta6bl4.mesh.faults import parse_fault
+
+    fault = parse_fault(kind, targets, value)
+    fault_id = inject_fault(settings_of(ctx), fault, run)
+    console.print(
+        f"injected {fault_id}: {kind} {' '.join(fault.targets)}"
+        f"{'' if value is None else ' ' + value}; undo with `mesh heal {fault_id}`"
+    )
+
+
+Node = Annotated[str, typer.Argument(help="A mesh node, e.g. n1.")]
+
+
+@fault_app.command("link-down")
+def link_down(ctx: typer.Context, a: Node, b: Node, run: RunOpt = None) -> None:
+    """Both ends of the a-b link administratively down (carrier loss)."""
+    _inject(ctx, "link-down", [a, b], None, run)
+
+
+@fault_app.command()
+def loss(
+    ctx: typer.Context,
+    a: Node,
+    b: Node,
+    percent: Annotated[str, typer.Argument(help="Loss, e.g. 30% or 100%.")],
+    run: RunOpt = None,
+) -> None:
+    """Drop a share of packets at both ends (nftables); 100% is a silent failure."""
+    _inject(ctx, "loss", [a, b], percent, run)
+
+
+@fault_app.command()
+def delay(
+    ctx: typer.Context,
+    a: Node,
+    b: Node,
+    ms: Annotated[str, typer.Argument(help="Added delay, e.g. 50ms.")],
+    run: RunOpt = None,
+) -> None:
+    """Add delay at both ends (tc netem; needs a kernel with netem)."""
+    _inject(ctx, "delay", [a, b], ms, run)
+
+
+@fault_app.command("node-crash")
+def node_crash(ctx: typer.Context, node: Node, run: RunOpt = None) -> None:
+    """Every link of the node down (its actor is also killed by `mesh up`'s SDK handle)."""
+    _inject(ctx, "node-crash", [node], None, run)
+
+
+@fault_app.command()
+def partition(
+    ctx: typer.Context,
+    side: Annotated[str, typer.Argument(help="Nodes of one side, comma-separated: n1,n2,n3.")],
+    run: RunOpt = None,
+) -> None:
+    """Silently cut every link between the named nodes and the rest."""
+    _inject(ctx, "partition", [side], None, run)
