@@ -14,6 +14,7 @@ lands.  Example::
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from x0tta6bl4.actors.runtime import RayInfo, ensure_ray, shutdown_ray
 from x0tta6bl4.config import Settings, load_settings
@@ -36,6 +37,29 @@ class Mesh:
 
         rows = ray.util.list_named_actors(all_namespaces=True)
         return sorted(r["name"] for r in rows if r["namespace"] == self.info.namespace)
+
+    def rca(
+        self, metrics: Any, graph: Any = None, anomaly_start: Any = None, top: int = 3
+    ) -> dict[str, Any]:
+        """Root causes of the anomaly in ``metrics`` (a DataFrame of ``"<entity>:<metric>"``
+        columns), explained; asks the running Trainer actor, or analyzes here when none runs.
+
+        Returns ``{"model_version", "anomaly_start", "anomalous", "root_causes": [...]}``.
+        """
+        import ray
+
+        from x0tta6bl4.actors.trainer import TRAINER_NAME
+
+        try:
+            trainer = ray.get_actor(TRAINER_NAME, namespace=self.info.namespace)
+        except ValueError:
+            from x0tta6bl4.ml.service import RcaService
+
+            return RcaService(self.settings.ml, self.settings.data_dir).infer(
+                metrics, graph, anomaly_start, top
+            )
+        result: dict[str, Any] = ray.get(trainer.infer.remote(metrics, graph, anomaly_start, top))
+        return result
 
     @property
     def topology(self) -> Topology:

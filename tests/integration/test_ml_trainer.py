@@ -11,6 +11,7 @@ from x0tta6bl4.config import Settings
 from x0tta6bl4.mesh.topology import generate
 from x0tta6bl4.ml.scenarios import generate_case, save_case
 from x0tta6bl4.ml.schema import FaultKind
+from x0tta6bl4.sdk import Mesh
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
@@ -64,5 +65,8 @@ def test_trainer_trains_and_serves_on_cpu(ray_session, tmp_path):
         from_dir = ray.get(trainer.infer_case.remote(str(tmp_path / "case"), 1), timeout=60)
         assert from_dir["root_causes"][0]["entity"] == result["root_causes"][0]["entity"]
         assert ray.get_actor(TRAINER_NAME, namespace=ray_session.namespace) is not None
+        via_sdk = Mesh(settings, ray_session).rca(case.frame(), edges, case.label.start_s, top=1)
+        assert via_sdk["model_version"] == "v0001"
+        assert via_sdk["root_causes"][0]["entity"] == result["root_causes"][0]["entity"]
     finally:
         ray.kill(trainer)

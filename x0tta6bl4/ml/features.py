@@ -15,8 +15,9 @@ changed metrics, missing share).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Hashable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -157,6 +158,82 @@ def featurize(
         )
     if len(times) > 1 and np.any(np.diff(times) <= 0):
         raise MLError("metric times are not strictly increasing", fix="sort the rows by time")
+    lay = _layout(tuple(columns), _signature(graph), graph)
+    start = int(np.searchsorted(times, anomaly_start))
+    dt = float(np.median(np.diff(times))) if len(times) > 1 else 1.0
+    before_n = max(3, round(BEFORE_S / dt))
+    after_n = max(3, round(AFTER_S / dt))
+    if start < 3 or start >= len(times):
+        raise MLError(
+            f"anomaly start {anomaly_start} leaves {start} samples before and "
+            f"{len(times) - start} after it",
+            fix="give at least 3 samples of normal history and 1 after the start",
+        )
+    before = vals[max(0, start - before_n) : start]
+    after = vals[start : start + after_n]
+    per_col, mean_b, mean_a, miss_a = _column_features(before, after, lay.floor)
+    n = len(lay.entities)
+    x = np.zeros((n, len(FEATURES)), dtype=np.float64)
+    x[lay.slot_rows, lay.slot_cols] = per_col[lay.slot_src].ravel()
+    base = len(SLOTS) * len(PER_METRIC)
+    absz = np.abs(per_col[:, 0])
+    ce = lay.col_entity
+    np.maximum.at(x[:, base], ce, absz)
+    x[:, base + 1] = np.bincount(ce, absz, n) / lay.col_count
+    x[:, base + 2] = np.bincount(ce, (absz > np.log1p(3)).astype(float), n) / lay.col_count
+    x[:, base + 3] = np.bincount(ce, miss_a, n) / lay.col_count
+    x[:, base + 4] = ~lay.is_link
+    x[:, base + 5] = lay.is_link
+    x[:, base + 6] = lay.log_degree
+    return CaseGraph(
+        list(lay.entities),
+        lay.is_link,
+        x.astype(np.float32),
+        lay.edge_index,
+        ce,
+        list(lay.metrics),
+        mean_b,
+        mean_a,
+        miss_a,
+    )
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """Everything about a metrics table that depends on its columns and graph only."""
+
+    entities: tuple[str, ...]
+    is_link: npt.NDArray[np.bool_]
+    col_entity: npt.NDArray[np.int64]
+    col_count: Array
+    metrics: tuple[str, ...]
+    floor: Array
+    slot_rows: npt.NDArray[np.int64]
+    slot_cols: npt.NDArray[np.int64]
+    slot_src: npt.NDArray[np.int64]
+    edge_index: npt.NDArray[np.int64]
+    log_degree: Array
+
+
+def _signature(graph: Topology | Iterable[tuple[str, str]] | None) -> Hashable:
+    if graph is None:
+        return None
+    if isinstance(graph, Topology):
+        return (tuple(graph.names), tuple(link.key for link in graph.links))
+    return tuple(tuple(edge) for edge in graph)
+
+
+_LAYOUTS: dict[tuple[tuple[str, ...], Hashable], _Layout] = {}
+
+
+def _layout(columns: tuple[str, ...], signature: Hashable, graph: Any) -> _Layout:
+    """The layout of ``columns`` over ``graph``, cached: a mesh keeps its columns."""
+    key = (columns, signature)
+    cached = _LAYOUTS.get(key)
+    if cached is not None:
+        return cached
+    if isinstance(graph, Iterable) and not isinstance(graph, Topology):
+        graph = list(signature)  # type: ignore[arg-type]
     parsed = [split_column(c) for c in columns]
     nodes, pairs = resolve_graph((e for e, _ in parsed), graph)
     entities = nodes + [link_key(a, b) for a, b in pairs]
@@ -173,65 +250,36 @@ def featurize(
                 fix="name nodes and links (a-b) as the graph does, or pass graph=None",
             )
         col_entity[c] = i
-    metrics = [m for _, m in parsed]
-    start = int(np.searchsorted(times, anomaly_start))
-    dt = float(np.median(np.diff(times))) if len(times) > 1 else 1.0
-    before_n = max(3, round(BEFORE_S / dt))
-    after_n = max(3, round(AFTER_S / dt))
-    if start < 3 or start >= len(times):
-        raise MLError(
-            f"anomaly start {anomaly_start} leaves {start} samples before and "
-            f"{len(times) - start} after it",
-            fix="give at least 3 samples of normal history and 1 after the start",
-        )
-    before = vals[max(0, start - before_n) : start]
-    after = vals[start : start + after_n]
-    floor = np.array([METRIC_FLOOR.get(m, _DEFAULT_FLOOR) for m in metrics])
-    per_col, mean_b, mean_a, miss_a = _column_features(before, after, floor)
-    x = np.zeros((len(entities), len(FEATURES)), dtype=np.float64)
+    metrics = tuple(m for _, m in parsed)
     width = len(PER_METRIC)
-    for c, m in enumerate(metrics):
-        slot = _SLOT.get(m)
-        if slot is not None:
-            x[col_entity[c], slot * width : (slot + 1) * width] = per_col[c]
-    base = len(SLOTS) * width
-    absz = np.abs(per_col[:, 0])
-    counts = np.bincount(col_entity, minlength=len(entities)).astype(np.float64)
-    safe = np.maximum(counts, 1)
-    np.maximum.at(x[:, base], col_entity, absz)
-    x[:, base + 1] = np.bincount(col_entity, absz, len(entities)) / safe
-    x[:, base + 2] = (
-        np.bincount(col_entity, (absz > np.log1p(3)).astype(float), len(entities)) / safe
-    )
-    x[:, base + 3] = np.bincount(col_entity, miss_a, len(entities)) / safe
+    known = np.array([c for c, m in enumerate(metrics) if m in _SLOT], dtype=np.int64)
+    first = np.array([_SLOT[metrics[c]] * width for c in known], dtype=np.int64)
     n_nodes = len(nodes)
-    x[:n_nodes, base + 4] = 1.0
-    x[n_nodes:, base + 5] = 1.0
     src, dst = [], []
     for li, (a, b) in enumerate(pairs):
         for end in (index[a], index[b]):
             src += [n_nodes + li, end]
             dst += [end, n_nodes + li]
     edge_index = np.array([src, dst], dtype=np.int64).reshape(2, -1)
-    degree = (
-        np.bincount(edge_index[0], minlength=len(entities))
-        if edge_index.size
-        else np.zeros(len(entities))
-    )
-    x[:, base + 6] = np.log1p(degree)
     is_link = np.zeros(len(entities), dtype=bool)
     is_link[n_nodes:] = True
-    return CaseGraph(
-        entities,
-        is_link,
-        x.astype(np.float32),
-        edge_index,
-        col_entity,
-        metrics,
-        mean_b,
-        mean_a,
-        miss_a,
+    layout = _Layout(
+        entities=tuple(entities),
+        is_link=is_link,
+        col_entity=col_entity,
+        col_count=np.maximum(np.bincount(col_entity, minlength=len(entities)), 1).astype(float),
+        metrics=metrics,
+        floor=np.array([METRIC_FLOOR.get(m, _DEFAULT_FLOOR) for m in metrics]),
+        slot_rows=np.repeat(col_entity[known], width),
+        slot_cols=(first[:, None] + np.arange(width)).ravel(),
+        slot_src=known,
+        edge_index=edge_index,
+        log_degree=np.log1p(np.bincount(edge_index[0], minlength=len(entities))),
     )
+    if len(_LAYOUTS) >= 32:
+        _LAYOUTS.pop(next(iter(_LAYOUTS)))
+    _LAYOUTS[key] = layout
+    return layout
 
 
 def _squash(z: Array) -> Array:

@@ -21,7 +21,7 @@ import numpy.typing as npt
 from x0tta6bl4.errors import MLError
 from x0tta6bl4.mesh.topology import Topology
 from x0tta6bl4.ml.scenarios.case import Case, Label
-from x0tta6bl4.ml.scenarios.routing import route_flows
+from x0tta6bl4.ml.scenarios.routing import FlowRoutes, route_flows
 from x0tta6bl4.ml.schema import LINK_METRICS, NODE_METRICS, FaultKind, column
 
 __all__ = ["TwinConfig", "generate_case"]
@@ -96,15 +96,42 @@ class _World:
         scale = rng.uniform(0.3, 0.65) / max(float(util0.max()), 1e-9)
         self.demand = base * scale * diurnal[:, None] * np.exp(noise)
         self.goodput = np.ones((steps, f))
-        self.link_inc_t = np.repeat(self.routes.link_inc[None], steps, axis=0)
-        self.node_inc_t = np.repeat(self.routes.node_inc[None], steps, axis=0)
         self.routed_t = np.repeat(self.routes.routed[None], steps, axis=0)
+        self.reroute: tuple[int, FlowRoutes] | None = None
+        """From this sample on, flows follow these routes (after a crash converged)."""
 
     def ramp(self, start: int) -> Array:
         """0 before ``start``, then rising to 1 over 0-5 samples (abrupt or gradual onset)."""
         width = int(self.rng.integers(0, 6))
         idx = np.arange(self.cfg.steps) - start
         return np.clip((idx + 1) / (width + 1), 0.0, 1.0)
+
+    def _per_segment(self, series: Array, inc: str, transpose: bool = False) -> Array:
+        """``series @ routes.<inc>`` (or ``@ .T``) row by row, with the routes in force."""
+        cut = self.cfg.steps if self.reroute is None else self.reroute[0]
+        parts = [(slice(0, cut), self.routes)]
+        if self.reroute is not None:
+            parts.append((slice(cut, self.cfg.steps), self.reroute[1]))
+        out = None
+        for rows, routes in parts:
+            matrix = getattr(routes, inc)
+            part = series[rows] @ (matrix.T if transpose else matrix)
+            if out is None:
+                out = np.zeros((self.cfg.steps, part.shape[1]))
+            out[rows] = part
+        return out  # type: ignore[return-value]
+
+    def over_links(self, per_flow: Array) -> Array:
+        """``[T, F]`` per-flow values summed onto ``[T, L]`` links."""
+        return self._per_segment(per_flow, "link_inc")
+
+    def over_nodes(self, per_flow: Array) -> Array:
+        """``[T, F]`` per-flow values summed onto ``[T, N]`` transit nodes."""
+        return self._per_segment(per_flow, "node_inc")
+
+    def along_paths(self, per_link: Array) -> Array:
+        """``[T, L]`` per-link values summed along each flow's path: ``[T, F]``."""
+        return self._per_segment(per_link, "link_inc", transpose=True)
 
     def flows_on_link(self, li: int) -> npt.NDArray[np.bool_]:
         return self.routes.link_inc[:, li] > 0
@@ -118,8 +145,6 @@ class _World:
         self.routes = route_flows(self.topo, self.flows)
         self.demand = np.concatenate([self.demand, rate[:, None]], axis=1)
         self.goodput = np.concatenate([self.goodput, np.ones((self.cfg.steps, 1))], axis=1)
-        self.link_inc_t = np.repeat(self.routes.link_inc[None], self.cfg.steps, axis=0)
-        self.node_inc_t = np.repeat(self.routes.node_inc[None], self.cfg.steps, axis=0)
         self.routed_t = np.repeat(self.routes.routed[None], self.cfg.steps, axis=0)
         return len(self.flows) - 1
 
@@ -216,8 +241,7 @@ def _crash(w: _World, ni: int) -> tuple[str, float]:
         upstream = w.node_ix[path[path.index(name) - 1]]
         w.noroute[t0 : t0 + converge, upstream] += w.demand[t0 : t0 + converge, f] * PKTS_PER_MBPS
     w.goodput[t0 : t0 + converge, through] = 0.0
-    w.link_inc_t[t0 + converge :] = rerouted.link_inc
-    w.node_inc_t[t0 + converge :] = rerouted.node_inc
+    w.reroute = (t0 + converge, rerouted)
     w.routed_t[t0:] = rerouted.routed
     for f, (src, dst) in enumerate(w.flows):
         if dst == name and src != name:
@@ -298,14 +322,14 @@ def _observe(w: _World) -> npt.NDArray[np.float64]:
     rng, steps = w.rng, w.cfg.steps
     n, m = len(w.names), len(w.keys)
     carried = w.demand * w.goodput * w.routed_t
-    load = np.einsum("tf,tfl->tl", carried, w.link_inc_t)
+    load = w.over_links(carried)
     util = load / w.cap
     share = np.where(util > 1, 1 / np.maximum(util, 1e-9), 1.0)
     # flows crossing an overfull link get their fair share; one pass is close enough
-    cut = np.exp(np.einsum("tl,tfl->tf", np.log(share), w.link_inc_t))
+    cut = np.exp(w.along_paths(np.log(share)))
     honest = carried * cut
     over = np.clip(util - 1, 0, None)  # offered load beyond capacity is queued, then dropped
-    load = np.einsum("tf,tfl->tl", honest, w.link_inc_t)
+    load = w.over_links(honest)
     util = np.maximum(load / w.cap, np.minimum(util, 1.0))
     u = np.minimum(util, 0.97)
     queue_ms = 0.3 * u / (1 - u) + 30 * over
@@ -333,9 +357,9 @@ def _observe(w: _World) -> npt.NDArray[np.float64]:
         reported[:, w.flows_through(w.hidden_node)] = (w.demand * w.routed_t)[
             :, w.flows_through(w.hidden_node)
         ]
-    fwd = np.einsum("tf,tfn->tn", honest, w.node_inc_t)
+    fwd = w.over_nodes(honest)
     if w.hidden_node is not None:
-        fwd[:, w.hidden_node] = np.einsum("tf,tf->t", reported, w.node_inc_t[:, :, w.hidden_node])
+        fwd[:, w.hidden_node] = w.over_nodes(reported)[:, w.hidden_node]
     fwd = fwd * (1 + rng.normal(0, 0.03, (steps, n)))
     node_util = np.zeros((steps, n))
     node_over = np.zeros((steps, n))
@@ -349,7 +373,7 @@ def _observe(w: _World) -> npt.NDArray[np.float64]:
     queue = 3 * node_util + w.queue_add + rng.poisson(1.0, (steps, n))
     drop_queue = node_over + w.dropq_add + rng.poisson(0.3, (steps, n))
     drop_noroute = w.noroute + rng.poisson(0.1, (steps, n))
-    path_loss = np.einsum("tl,tfl->tf", loss_true, w.link_inc_t)
+    path_loss = w.along_paths(loss_true)
     dead_flows = (w.goodput < 0.1) & (w.demand > 0)
     retrans_flow = honest * PKTS_PER_MBPS * np.minimum(path_loss, 1) + dead_flows * w.demand * 4
     src_ix = np.array([w.node_ix[s] for s, _ in w.flows])
