@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from x0tta6bl4.config import MeshSettings
-from x0tta6bl4.errors import RouteError
+from x0tta6bl4.errors import ConfigError, RouteError
 from x0tta6bl4.mesh.linkmon import LinkState
 from x0tta6bl4.mesh.node import MeshNodeLogic
 from x0tta6bl4.mesh.ports import Fault, FaultKind, Route
@@ -275,3 +275,25 @@ def test_neighbors_can_be_added_and_removed() -> None:
     node.remove_neighbor("n1")
     assert "n1" not in node.monitors
     assert all(route.next_hop != "n1" for route in sim.sinks["n0"].routes.values())
+
+
+@pytest.mark.parametrize(
+    ("overrides", "match"),
+    [
+        ({"lsa_refresh_s": 10.0, "lsa_max_age_s": 15.0}, "lsa_max_age_s"),
+        ({"lsa_refresh_s": 20.0, "lsa_max_age_s": 60.0, "replay_window_s": 30.0}, "replay"),
+    ],
+)
+def test_contradictory_timers_are_config_errors(overrides: dict[str, float], match: str) -> None:
+    sim = converged(ring(3))
+    n0 = sim.nodes["n0"]
+    with pytest.raises(ConfigError, match=match):
+        MeshNodeLogic(
+            "x",
+            ["n0"],
+            sim.clock,
+            n0.transport,
+            SimRouteSink(),
+            n0.codec,
+            MeshSettings(**overrides),  # type: ignore[arg-type]
+        )

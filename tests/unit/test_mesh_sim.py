@@ -35,16 +35,19 @@ def test_signed_mesh_of_fifty_nodes_converges_and_heals() -> None:
     sim = up(ring_chords(50))
     assert sum(sum(n.counters.rejected.values()) for n in sim.nodes.values()) == 0
     path = hops(sim, "n0", "n25")
+    assert len(path) >= 3
     fault = Fault(FaultKind.LOSS, (path[1], path[2]), 100.0)
     sim.inject(fault)
     assert sim.faults == [fault]
     healed = sim.run_until(lambda: sim.reachable("n0", "n25"), timeout_s=1.0, step_s=0.002)
     assert healed is not None and healed <= 0.1
-    assert sim.run_until(sim.converged, timeout_s=2.0, step_s=0.05) is not None
+    sim.run(0.1)
+    assert not sim.nodes[path[1]].monitors[path[2]].up
+    assert sim.converged()
     sim.heal(fault)
     assert sim.faults == []
-    sim.run(1.0)
-    assert sim.nodes[path[1]].monitors[path[2]].up
+    back = sim.run_until(lambda: sim.nodes[path[1]].monitors[path[2]].up, timeout_s=1.0)
+    assert back is not None and back >= 3 * sim.settings.probe_interval_s  # hold-down
 
 
 @pytest.mark.parametrize(
@@ -155,10 +158,34 @@ def test_measure_spf_small() -> None:
     assert measure_spf(n=100, seed=2, repeats=3) > 0
 
 
+def test_warm_start_matches_a_cold_start() -> None:
+    topology = ring_chords(40)
+    cold = up(topology, byzantine=False)
+    warm = SimBackend(MeshSettings(backend="sim", byzantine=False))
+    warm.up(topology, warm=True)
+    assert warm.converged()
+    for name in topology.names:
+        assert {d: e.cost for d, e in warm.nodes[name].table.items()} == {
+            d: e.cost for d, e in cold.nodes[name].table.items()
+        }
+    warm.run(0.5)  # hellos start flowing: nothing flaps, no database storms
+    assert all(n.counters.link_downs == 0 for n in warm.nodes.values())
+    assert max(n.counters.lsas_accepted for n in warm.nodes.values()) < len(topology)
+
+
 @pytest.mark.slow
-def test_thousand_nodes_converge_and_measure() -> None:
-    spf_ms = measure_spf(n=1000, seed=1, repeats=5)
-    assert spf_ms > 0
+def test_thousand_node_smoke() -> None:
     flood = measure_flood(n=1000, seed=1)
     assert flood.nodes == 1000
-    assert 0 < flood.reconverge_virtual_ms < 1000
+    assert 0 < flood.detect_virtual_ms <= 4 * 20 + 1
+    assert flood.detect_virtual_ms < flood.spread_virtual_ms < 1000
+    assert measure_spf(n=1000, seed=1, repeats=3) > 0
+
+
+def test_hybrid_pqc_beacons_converge() -> None:
+    sim = up(ring(4), pqc_beacons=True)
+    node = sim.nodes["n0"]
+    assert node.codec.pqc
+    entry = node.lsdb.get("n2")
+    assert entry is not None and len(entry.raw) > 2420 + 64
+    assert sum(node.counters.rejected.values()) == 0

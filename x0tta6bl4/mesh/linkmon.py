@@ -199,6 +199,12 @@ class LinkMonitor:
             return True
         return False
 
+    def assume_up(self, now: float) -> None:
+        """Declare the link up and perfect without probation (a simulator's warm start)."""
+        self.dr = self.df = 1.0
+        self.last_rx = now
+        self._set(LinkState.UP)
+
     def carrier_down(self, now: float) -> bool:
         """The interface lost carrier: down at once. Returns True when that changed state."""
         self.good_in_row = 0

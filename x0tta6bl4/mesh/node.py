@@ -35,7 +35,7 @@ import numpy as np
 
 from x0tta6bl4 import loggers
 from x0tta6bl4.config import MeshSettings
-from x0tta6bl4.errors import MeshError, SecurityError
+from x0tta6bl4.errors import ConfigError, MeshError, SecurityError
 from x0tta6bl4.mesh.byzantine import MeshEvent, UnconfirmedTracker
 from x0tta6bl4.mesh.linkmon import LinkMonitor, LinkParams, LinkState
 from x0tta6bl4.mesh.linkstate import Change, Lsdb, Verdict
@@ -146,6 +146,7 @@ class MeshNodeLogic:
         *,
         link_costs: Mapping[str, float] | None = None,
     ) -> None:
+        _check_timers(settings)
         self.name = name
         self.clock = clock
         self.transport = transport
@@ -286,6 +287,27 @@ class MeshNodeLogic:
                 self._originate(now)
             self._spf(now)
 
+    def warm_up(self) -> tuple[Lsa, bytes]:
+        """Declare every link up without probation and originate this node's LSA without
+        flooding it; returns the LSA and its datagram.  With :meth:`prime`, starts the node
+        as if the mesh had converged long ago (the simulator's and the twin's warm start)."""
+        now = self.clock.now()
+        for monitor in self.monitors.values():
+            monitor.assume_up(now)
+        self._originate(now, flood=False)
+        own = self.lsdb.get(self.name)
+        if own is None:
+            raise MeshError(f"node {self.name} failed to store its own LSA")
+        return own.lsa, own.raw
+
+    def prime(self, lsas: Iterable[tuple[Lsa, bytes]]) -> None:
+        """Store other nodes' LSAs, already verified by the caller, and compute routes."""
+        now = self.clock.now()
+        for lsa, raw in lsas:
+            if lsa.origin != self.name:
+                self.lsdb.install(lsa, raw, now)
+        self._spf(now)
+
     def add_neighbor(self, neighbor: str, cost: float = 1.0) -> None:
         """Start probing a new link (idempotent; updates the cost of a known one)."""
         if neighbor == self.name:
@@ -369,7 +391,7 @@ class MeshNodeLogic:
         if monitor.is_replay(hello.seq):
             self._reject("replayed", f"hello seq {hello.seq} from {neighbor} is not newer")
             return
-        if monitor.up and hello.echo_seq == 0:
+        if monitor.up and hello.echo_seq == 0 and monitor.hellos_received:
             # The neighbour never heard us: a new incarnation (actor restart) behind a
             # link we kept up.  Hand it the database now rather than at the next refresh.
             self._sync_database(neighbor)
@@ -474,7 +496,9 @@ class MeshNodeLogic:
             if own is not None:
                 self._flood(own.raw)
 
-    def _originate(self, now: float, links: dict[str, float] | None = None) -> None:
+    def _originate(
+        self, now: float, links: dict[str, float] | None = None, flood: bool = True
+    ) -> None:
         links = self._current_links() if links is None else links
         self.own_seq = max(self.own_seq + 1, self._wall_seq())
         lsa = Lsa(self.name, self.own_seq, self.codec.wall(), tuple(sorted(links.items())))
@@ -485,7 +509,8 @@ class MeshNodeLogic:
         self._last_origination = now
         self._repeats = OWN_LSA_REPEATS
         self.counters.lsas_originated += 1
-        self._flood(raw)
+        if flood:
+            self._flood(raw)
 
     def _flood(self, raw: bytes) -> None:
         for neighbor, monitor in self.monitors.items():
@@ -579,3 +604,20 @@ class MeshNodeLogic:
 
     def _event(self, kind: str, subject: str, detail: str = "") -> None:
         self.events.append(MeshEvent(self.codec.wall(), self.name, kind, subject, detail))
+
+
+def _check_timers(settings: MeshSettings) -> None:
+    """Refuse timer combinations under which healthy LSAs would expire or be refused."""
+    if settings.lsa_max_age_s <= 2 * settings.lsa_refresh_s:
+        raise ConfigError(
+            f"mesh.lsa_max_age_s={settings.lsa_max_age_s:g} must exceed twice "
+            f"mesh.lsa_refresh_s={settings.lsa_refresh_s:g}, or live LSAs expire",
+            fix="raise mesh.lsa_max_age_s or lower mesh.lsa_refresh_s",
+        )
+    if settings.byzantine and settings.lsa_refresh_s > settings.replay_window_s / 2:
+        raise ConfigError(
+            f"mesh.lsa_refresh_s={settings.lsa_refresh_s:g} must be at most half of "
+            f"mesh.replay_window_s={settings.replay_window_s:g}, or database exchanges "
+            "hand over LSAs the receiver refuses as replayed",
+            fix="lower mesh.lsa_refresh_s or widen mesh.replay_window_s",
+        )
