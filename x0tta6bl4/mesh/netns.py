@@ -136,17 +136,32 @@ class NetnsBackend:
     # --- build ------------------------------------------------------------
 
     def up(self, topology: Topology) -> None:
-        """Create namespaces, loopbacks and veth pairs; on failure remove what was made."""
+        """Create namespaces, loopbacks and veth pairs; on failure remove what was made.
+
+        Raises :class:`MeshError` before touching anything when namespaces of
+        this run id already exist (an earlier run that was not cleaned).
+        """
         if os.geteuid() != 0:
             raise PrivilegeError("the netns backend creates network namespaces")
+        leftovers = list_netns(f"{NS_PREFIX}{self.run_id}-")
+        if leftovers:
+            raise MeshError(
+                f"network namespace {leftovers[0]} already exists (run {self.run_id} is in use)",
+                fix=f"run `x0tta6bl4 mesh clean --run {self.run_id}`, or use another run id",
+            )
         self.topology = topology
         self.plan = plan(topology, self.run_id)
         self._write_state(topology)
         started = time.perf_counter()
+        created: list[str] = []
         try:
-            self._build(self.plan)
+            self._build(self.plan, created)
         except BaseException:
-            self.down()
+            self.close()
+            kill_pids(pids_in_netns(created))
+            for name in created:
+                delete_netns(name)
+            self.state_file.unlink(missing_ok=True)
             raise
         log.info(
             "netns_mesh_up",
@@ -156,9 +171,10 @@ class NetnsBackend:
             ms=round((time.perf_counter() - started) * 1000, 1),
         )
 
-    def _build(self, p: AddressPlan) -> None:
+    def _build(self, p: AddressPlan, created: list[str]) -> None:
         for ns in p.namespaces.values():
             create_netns(ns)
+            created.append(ns)
         for node, ns in p.namespaces.items():
             self._workers[node] = NetnsWorker(ns)
         self._each_node(lambda node, ipr: _setup_node(ipr, p.loopbacks[node]))
