@@ -48,6 +48,13 @@ class Fault:
 Handler = Callable[[Request], Response]
 
 
+class _QuietServer(ThreadingHTTPServer):
+    """A client that hangs up mid-answer (a cancelled poll) is not an error here."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        return
+
+
 class FakeServer:
     """Serves ``routes`` (``(method, path prefix) -> handler``) on 127.0.0.1."""
 
@@ -119,7 +126,7 @@ class FakeServer:
             def log_message(self, format: str, *args: Any) -> None:
                 return
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self._server = _QuietServer(("127.0.0.1", 0), _Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(
             target=self._server.serve_forever,

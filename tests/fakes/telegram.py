@@ -72,6 +72,8 @@ class SentMessage:
     edits: int = 0
     deleted: bool = False
     sent_at: float = field(default_factory=time.monotonic)
+    edited_at: float | None = None
+    """Monotonic time of the last edit (None: never edited)."""
 
     @property
     def body(self) -> str:
@@ -375,6 +377,7 @@ class FakeTelegram:
         self.callback_answers[query_id] = {
             "text": p.get("text"),
             "show_alert": str(p.get("show_alert", "")).lower() == "true",
+            "at": time.monotonic(),
         }
         return True
 
@@ -442,6 +445,7 @@ class FakeTelegram:
                 "reply markup are exactly the same as a current content and reply markup",
             )
         message.edits += 1
+        message.edited_at = time.monotonic()
         return self._message_json(message)
 
     def _bot_user(self) -> dict[str, Any]:

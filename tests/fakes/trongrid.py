@@ -192,6 +192,7 @@ class FakeTronGrid(FakeServer):
             and (contract is None or tx.contract == contract)
             and not (q.get("only_confirmed") == "true" and tx.block is None)
             and not (q.get("only_unconfirmed") == "true" and tx.block is not None)
+            and tx.result == "SUCCESS"  # a reverted call emits no Transfer event
         ]
         rows.sort(key=lambda tx: (tx.block_ms, tx.tx_id), reverse=True)
         page = rows[offset : offset + limit]

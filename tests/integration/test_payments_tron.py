@@ -250,3 +250,22 @@ async def test_background_run_credits_and_expires_by_itself(
         await async_wait_for(settled, timeout_s=10, message="paid and expired")
         stop.set()
         await asyncio.wait_for(runner, 5)
+
+
+async def test_finality_is_found_with_few_receipts_and_failed_calls_never_count(
+    chain: FakeTronGrid, service: PaymentService
+) -> None:
+    orders = [
+        await service.create_order(f"tg:{i}", "p", Currency.USDT_TRC20, PRICE) for i in range(40)
+    ]
+    for order in orders[:-1]:
+        chain.add_transfer(SHOP_TRON, order.amount)
+        chain.add_transfer(SHOP_TRON, order.amount + 3)  # matches nothing
+        chain.mine(1)  # 39 blocks: the first 37 have 2+ blocks on top
+    failed = chain.add_transfer(SHOP_TRON, orders[-1].amount, result="REVERT")
+    chain.mine(2)
+    await service.poll_all()
+    assert chain.count("/wallet/gettransactioninfobyid") <= 8  # a binary search, not 79
+    states = [(await service.get_order(o.id)).state for o in orders]
+    assert states == [OrderState.PAID] * 39 + [OrderState.PENDING]
+    assert failed not in {p.tx_id for p in await service.ledger.payments()}

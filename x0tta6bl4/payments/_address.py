@@ -6,7 +6,9 @@ raw ``workchain:hex`` form (pytonlib parses every user-friendly variant).
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import re
 
 from pytonlib.utils.address import account_forms, detect_address
 
@@ -22,6 +24,7 @@ __all__ = [
 
 _B58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 _TRON_PREFIX = 0x41
+_RAW_TON = re.compile(r"-?\d{1,3}:[0-9a-fA-F]{64}")
 
 
 def _b58encode(data: bytes) -> str:
@@ -86,6 +89,7 @@ def _tron_payload(address: str) -> bytes:
     return payload
 
 
+@functools.lru_cache(maxsize=65536)
 def normalize_tron(address: str) -> str:
     """Validate a TRON address in base58 or hex and return its base58 form."""
     text = address.strip()
@@ -95,8 +99,16 @@ def normalize_tron(address: str) -> str:
     return text
 
 
+@functools.lru_cache(maxsize=65536)
 def normalize_ton(address: str) -> str:
-    """Any TON address form -> raw ``workchain:hex`` (lower case)."""
+    """Any TON address form -> raw ``workchain:hex`` (lower case).
+
+    The raw form toncenter answers with is handled here; user-friendly forms
+    go through pytonlib (whose pure-Python CRC is slow, hence the cache).
+    """
+    if _RAW_TON.fullmatch(address):
+        workchain, _, account = address.partition(":")
+        return f"{int(workchain)}:{account.lower()}"
     try:
         raw: str = detect_address(address.strip())["raw_form"]
     except Exception as exc:  # pytonlib raises bare Exception for every parse failure

@@ -67,7 +67,7 @@ class JsonClient:
         base_url: str,
         headers: dict[str, str] | None = None,
         timeout_s: float = 10.0,
-        max_connections: int = 32,
+        max_connections: int = 8,
     ) -> None:
         self.service = service
         self._client = httpx.AsyncClient(

@@ -14,7 +14,6 @@ Endpoints (TronGrid v1 and the full-node HTTP API):
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
@@ -127,17 +126,10 @@ class TronSource:
     Tether is reported as suspicious; other tokens (airdrop spam) are ignored.
     """
 
-    def __init__(
-        self,
-        client: TronGridClient,
-        usdt_contract: str,
-        confirmations: int,
-        concurrency: int = 16,
-    ) -> None:
+    def __init__(self, client: TronGridClient, usdt_contract: str, confirmations: int) -> None:
         self.client = client
         self.usdt = usdt_contract
         self.confirmations = confirmations
-        self._limit = asyncio.Semaphore(concurrency)
 
     async def fetch(
         self, address: str, cursor: str | None, since: datetime | None, known: KnownFilter
@@ -151,32 +143,58 @@ class TronSource:
         transfers, pending_ms = [], []
         usdt = [i for i in items if i.contract == self.usdt and i.value >= 0]
         head = await self.client.now_block() if usdt else 0
-        checks = await asyncio.gather(*(self._final(i, head) for i in usdt))
-        for item, final in zip(usdt, checks, strict=True):
-            if final is None:
-                pending_ms.append(item.block_ms)
-            elif final:
+        final_ms, failed = await self._final_boundary(usdt, head)
+        for item in usdt:
+            if item.tx_id in failed:
+                continue
+            if item.block_ms <= final_ms:
                 transfers.append(self._transfer(item, address))
+            else:
+                pending_ms.append(item.block_ms)
         transfers.extend(self._suspicious(i, address) for i in items if self._lookalike(i))
         latest = max((i.block_ms for i in items), default=start)
         next_cursor = min(pending_ms) if pending_ms else max(latest, start)
         return Batch(transfers, str(next_cursor), len(pending_ms), len(items))
 
-    async def _final(self, item: Trc20Transfer, head: int) -> bool | None:
-        """True: final and successful; False: failed (never counts); None: not yet."""
-        async with self._limit:
-            info = await self.client.transaction_info(item.tx_id)
+    async def _final_boundary(self, items: list[Trc20Transfer], head: int) -> tuple[int, set[str]]:
+        """The newest block time up to which every transfer is final, and failed probes.
+
+        Blocks are ordered by time, so when a transfer in the block of time T
+        has ``confirmations`` blocks on top, so has every transfer at or before
+        T: a binary search over block times needs O(log n) receipts, not n.
+        (TRC20 history lists ``Transfer`` events, which only succeeded calls emit;
+        every probed receipt is checked for SUCCESS as well.)
+        """
+        by_time: dict[int, Trc20Transfer] = {}
+        for item in items:
+            by_time.setdefault(item.block_ms, item)
+        times = sorted(by_time)
+        failed: set[str] = set()
+        lo, hi = 0, len(times)  # times[:lo] are final, times[hi:] are not
+        while lo < hi:
+            mid = (lo + hi) // 2
+            probe = by_time[times[mid]]
+            depth, succeeded = await self._probe(probe, head)
+            if not succeeded:
+                failed.add(probe.tx_id)
+            if depth is not None and depth >= self.confirmations:
+                lo = mid + 1
+            else:
+                hi = mid
+        return (times[lo - 1] if lo else -1), failed
+
+    async def _probe(self, item: Trc20Transfer, head: int) -> tuple[int | None, bool]:
+        """Blocks on top of ``item``'s block (None: not in a block yet) and its success."""
+        info = await self.client.transaction_info(item.tx_id)
         if not info or "blockNumber" not in info:
-            return None
+            return None, True
         result = (info.get("receipt") or {}).get("result", "SUCCESS")
         if result != "SUCCESS":
             log.warning("trc20_failed_tx", tx=item.tx_id, result=result)
-            return False
         try:
-            depth = head - int(info["blockNumber"])
+            return head - int(info["blockNumber"]), result == "SUCCESS"
         except (TypeError, ValueError) as exc:
             raise malformed(SERVICE, "blockNumber is not a number", tx=item.tx_id) from exc
-        return True if depth >= self.confirmations else None
 
     def _transfer(self, item: Trc20Transfer, address: str) -> Transfer:
         if item.decimals != Currency.USDT_TRC20.decimals:
