@@ -141,7 +141,35 @@ class MeshSettings(_Section):
 class SupervisorSettings(_Section):
     enabled: bool = True
     interval_s: float = Field(1.0, gt=0, le=3600)
+    """One MAPE-K tick (and one telemetry window) per interval."""
     max_queued_batches: int = Field(256, ge=1)
+    """Telemetry batch refs waiting to be read; beyond it batches are dropped and counted."""
+    db_path: Path | None = None
+    """Knowledge (SQLite); None: ``<data_dir>/supervisor/knowledge.sqlite3``."""
+    z_threshold: float = Field(6.0, gt=0)
+    """Robust z-score (against a metric's own baseline) from which a value is a symptom."""
+    baseline_alpha: float = Field(0.1, gt=0, le=1)
+    """Weight of the newest normal window in a metric's baseline."""
+    warmup_windows: int = Field(5, ge=1)
+    """Windows a baseline learns before it judges."""
+    stale_after_s: float = Field(5.0, gt=0)
+    """A node whose telemetry stopped this long is down."""
+    verify_after_s: float = Field(2.0, ge=0)
+    """Wait this long after an action before checking its outcome."""
+    heal_timeout_s: float = Field(30.0, gt=0)
+    """An action whose outcome is still bad after this long was ineffective."""
+    max_attempts: int = Field(3, ge=1, le=20)
+    """Actions tried per incident before it is escalated to an operator."""
+    slow_tick_s: float = Field(1.0, gt=0)
+    """A MAPE-K tick slower than this is logged as a warning."""
+    cost_factor: float = Field(10.0, gt=1)
+    """A raise-cost action multiplies the link's configured cost by this."""
+    disruption_weight: float = Field(0.1, ge=0)
+    """How much a moved route counts against a restored one when plans are scored."""
+    analyzer: Literal["auto", "statistical", "trainer"] = "auto"
+    """``auto``: the Trainer's GraphSAGE model when a ``trainer`` actor runs, else statistics."""
+    twin_max_nodes: int = Field(4000, ge=2)
+    """Largest mesh the digital twin mirrors (memory grows with nodes squared)."""
 
 
 class EbpfSettings(_Section):
