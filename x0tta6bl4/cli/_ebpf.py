@@ -197,19 +197,21 @@ def _fmt(value: float, scale: float = 1.0, digits: int = 0) -> str:
 
 def _render(batches: list[TelemetryBatch], rows: int) -> Any:
     by_kind = {b.kind: b for b in batches}
-    iface = Table(title="interfaces (packets/s, Mbit/s)")
-    iface.add_column("interface")
-    for hook in ("xdp", "tc_ingress", "tc_egress"):
-        iface.add_column(f"{hook} pps", justify="right")
-        iface.add_column(f"{hook} Mbit/s", justify="right")
+    iface = Table(title="interfaces: packets since attach, packets/s, Mbit/s")
+    iface.add_column("interface", no_wrap=True)
+    hooks = {"xdp": "xdp (rx)", "tc_ingress": "tc ingress", "tc_egress": "tc egress"}
+    for title in hooks.values():
+        iface.add_column(title, justify="right")
     batch = by_kind.get("iface")
     if batch is not None:
         for i, name in enumerate(batch.entity):
             cells = []
-            for hook in ("xdp", "tc_ingress", "tc_egress"):
-                cells.append(_fmt(float(batch.metrics[f"{hook}_packets_per_s"][i])))
-                bits = float(batch.metrics[f"{hook}_bytes_per_s"][i]) * 8
-                cells.append(_fmt(bits, 1e6, 2))
+            for hook in hooks:
+                m = {k: float(batch.metrics[f"{hook}_{k}"][i]) for k in _IFACE_FIELDS}
+                cells.append(
+                    f"{_fmt(m['packets'])} pkt\n{_fmt(m['packets_per_s'])} pps\n"
+                    f"{_fmt(m['bytes_per_s'] * 8, 1e6, 2)} Mb/s"
+                )
             iface.add_row(str(name), *cells)
     drops = Table(title="drop reasons (top by total)")
     for column in ("where / reason", "total", "per s"):
@@ -224,3 +226,6 @@ def _render(batches: list[TelemetryBatch], rows: int) -> Any:
                 _fmt(float(batch.metrics["drops_per_s"][i]), digits=1),
             )
     return Group(iface, drops)
+
+
+_IFACE_FIELDS = ("packets", "packets_per_s", "bytes_per_s")
