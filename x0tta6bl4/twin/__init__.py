@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from x0tta6bl4.twin._result import PairChange, WhatIfResult
 from x0tta6bl4.twin._twin import DEFAULT_MAX_NODES, DigitalTwin, LinkSpec, Traffic, TwinState
+from x0tta6bl4.twin.service import TwinService
 
 __all__ = [
     "DEFAULT_MAX_NODES",
@@ -17,6 +18,7 @@ __all__ = [
     "LinkSpec",
     "PairChange",
     "Traffic",
+    "TwinService",
     "TwinState",
     "WhatIfResult",
 ]

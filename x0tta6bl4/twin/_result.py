@@ -110,10 +110,15 @@ class WhatIfResult:
         return bool(a >= 0 and a == b)
 
     def to_dict(self, limit: int | None = 100) -> dict[str, Any]:
-        """JSON-ready summary; lists of pairs cut to ``limit`` entries (None: all)."""
+        """JSON-ready summary; lists of pairs cut to ``limit`` entries (None: all).
+
+        ``components`` is each node's component label afterwards (-1: failed),
+        in topology order: two nodes stay connected when their labels match.
+        """
         cut = slice(None) if limit is None else slice(limit)
         biggest = sorted(self.load_shift.items(), key=lambda kv: -abs(kv[1]))
         return {
+            "nodes": len(self.names),
             "failed_links": self.failed_links,
             "failed_nodes": self.failed_nodes,
             "links_affected": len(self.links_affected),
@@ -141,5 +146,6 @@ class WhatIfResult:
             "impaired_routes_before": self.impaired_routes_before,
             "impaired_routes_after": self.impaired_routes_after,
             "pairs_recomputed": self.pairs_recomputed,
+            "components": self.component.tolist(),
             "elapsed_ms": round(self.elapsed_ms, 3),
         }

@@ -1,0 +1,124 @@
+"""Analyze: statistical localisation on the topology, and the Trainer-backed analyzer."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from x0tta6bl4.mapek._types import DiagnosisKind, Symptom
+from x0tta6bl4.mapek.analyze import StatisticalAnalyzer, TrainerAnalyzer
+from x0tta6bl4.mapek.ingest import Window
+from x0tta6bl4.mapek.monitor import MonitorReport
+from x0tta6bl4.mesh.topology import ring_chords
+
+
+def _s(entity, metric, value=1.0, score=10.0, kind=None):
+    kind = kind or ("link" if "-" in entity else "node")
+    return Symptom(0.0, kind, entity, metric, value, 0.0, 0.1, score)
+
+
+TOPO = ring_chords(8)  # n0..n7 in a ring, chords n0-n4/n3-n7/n6-n2...
+ANALYZER = StatisticalAnalyzer(TOPO)
+
+
+def _kinds(diagnoses):
+    return {(d.kind, d.root_cause) for d in diagnoses}
+
+
+def test_single_bad_link_is_the_root_cause() -> None:
+    got = ANALYZER.diagnose([_s("n1-n2", "loss", 0.3), _s("n1-n2", "etx", 2.0)], {})
+    assert _kinds(got) == {(DiagnosisKind.LINK_DEGRADED, "n1-n2")}
+    assert "n1-n2 loss=0.3" in got[0].explanation
+    down = ANALYZER.diagnose([_s("n1-n2", "up", 0.0)], {})
+    assert _kinds(down) == {(DiagnosisKind.LINK_DOWN, "n1-n2")}
+    flapping = ANALYZER.diagnose([_s("n1-n2", "up", 0.4)], {})
+    assert _kinds(flapping) == {(DiagnosisKind.LINK_DEGRADED, "n1-n2")}
+
+
+def test_silent_node_is_down_and_absorbs_its_links() -> None:
+    got = ANALYZER.diagnose([_s("n5", "silent", 6.0), _s("n4-n5", "loss", 1.0)], {})
+    assert _kinds(got) == {(DiagnosisKind.NODE_DOWN, "n5")}
+    assert "stopped reporting" in got[0].explanation
+
+
+def test_every_link_of_a_node_down_at_once_is_the_node() -> None:
+    links = [link.key for link in TOPO.links if "n5" in link.ends]
+    got = ANALYZER.diagnose([_s(key, "up", 0.0) for key in links], {})
+    assert _kinds(got) == {(DiagnosisKind.NODE_DOWN, "n5")}
+
+
+def test_most_links_of_a_node_misbehaving_blames_the_node() -> None:
+    links = [link.key for link in TOPO.links if "n1" in link.ends]
+    got = ANALYZER.diagnose([_s(key, "rtt_ms", 40.0) for key in links[:2]], {})
+    assert _kinds(got) == {(DiagnosisKind.NODE_DEGRADED, "n1")}
+    assert f"2 of {len(links)} links of n1 misbehave" in got[0].explanation
+
+
+def test_flagged_node_is_byzantine() -> None:
+    got = ANALYZER.diagnose([], {"n6": {"n5", "n7"}, "zz": {"n1"}})
+    assert _kinds(got) == {(DiagnosisKind.BYZANTINE, "n6")}
+    assert got[0].confidence == pytest.approx(0.7)
+
+
+def _report(symptoms):
+    return MonitorReport(0.0, Window(0.0, 1.0), list(symptoms))
+
+
+def _frame():
+    return pd.DataFrame(np.ones((10, 2)), columns=["n1-n2:loss", "n1:cpu"], index=range(10))
+
+
+async def test_trainer_root_cause_and_explanation_are_used() -> None:
+    calls = []
+
+    async def infer(frame, edges, start):
+        calls.append((frame.shape, len(edges), start))
+        return {
+            "model_version": "v7",
+            "root_causes": [
+                {
+                    "entity": "n2",
+                    "kind": "node-overload",
+                    "score": 0.91,
+                    "explanation": {"text": "n2: cpu rose first; its links followed"},
+                },
+                {"entity": "n1-n2", "kind": "link-loss", "score": 0.4, "explanation": {}},
+            ],
+        }
+
+    analyzer = TrainerAnalyzer(infer, _frame, ANALYZER)
+    got = await analyzer.analyze(_report([_s("n1-n2", "loss", 0.3), _s("n2", "cpu")]), {})
+    assert calls == [((10, 2), len(TOPO.links), None)]
+    assert [(d.kind, d.root_cause, d.source) for d in got] == [
+        (DiagnosisKind.NODE_DEGRADED, "n2", "trainer:v7")
+    ]
+    assert got[0].explanation == "n2: cpu rose first; its links followed"
+
+
+async def test_trainer_failure_falls_back_to_statistics() -> None:
+    async def broken(frame, edges, start):
+        raise RuntimeError("trainer actor died")
+
+    analyzer = TrainerAnalyzer(broken, _frame, ANALYZER)
+    got = await analyzer.analyze(_report([_s("n1-n2", "loss", 0.3)]), {})
+    assert _kinds(got) == {(DiagnosisKind.LINK_DEGRADED, "n1-n2")}
+
+
+async def test_hard_evidence_is_kept_next_to_the_model_answer() -> None:
+    async def infer(frame, edges, start):
+        return {
+            "model_version": "v1",
+            "root_causes": [
+                {
+                    "entity": "n1-n2",
+                    "kind": "link-delay",
+                    "score": 0.8,
+                    "explanation": {"text": "t"},
+                }
+            ],
+        }
+
+    analyzer = TrainerAnalyzer(infer, _frame, ANALYZER)
+    got = await analyzer.analyze(_report([_s("n1-n2", "rtt_ms"), _s("n6", "silent", 9.0)]), {})
+    assert _kinds(got) == {(DiagnosisKind.LINK_DEGRADED, "n1-n2"), (DiagnosisKind.NODE_DOWN, "n6")}

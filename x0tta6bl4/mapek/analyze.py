@@ -1,0 +1,253 @@
+"""Analyze: from symptoms to root causes.
+
+:class:`Analyzer` is the interface the loop calls.  :class:`StatisticalAnalyzer`
+localises with the topology: a silent node is down, a node most of whose links
+misbehave is the cause rather than each link, a node other nodes flag for
+unconfirmed link claims is Byzantine.  :class:`TrainerAnalyzer` sends the
+recent metrics table to the Trainer actor's GraphSAGE model and maps its root
+causes and explanations; it falls back to the statistical one when the
+Trainer is unreachable or finds nothing.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, Protocol
+
+import pandas as pd
+
+from x0tta6bl4 import loggers
+from x0tta6bl4.mapek._types import Diagnosis, DiagnosisKind, Symptom, link_ends
+from x0tta6bl4.mapek.monitor import MonitorReport
+from x0tta6bl4.mesh.topology import Topology
+
+__all__ = ["Analyzer", "StatisticalAnalyzer", "TrainerAnalyzer", "TrainerInfer"]
+
+log = loggers.supervisor
+
+TrainerInfer = Callable[
+    [pd.DataFrame, list[tuple[str, str]], float | None], Awaitable[Mapping[str, Any]]
+]
+"""``await infer(metrics, edges, anomaly_start)``: the Trainer actor's ``infer`` call."""
+
+_ML_KINDS: Mapping[str, DiagnosisKind] = {
+    "link-loss": DiagnosisKind.LINK_DEGRADED,
+    "link-delay": DiagnosisKind.LINK_DEGRADED,
+    "congestion": DiagnosisKind.LINK_DEGRADED,
+    "node-crash": DiagnosisKind.NODE_DOWN,
+    "node-overload": DiagnosisKind.NODE_DEGRADED,
+    "blackhole": DiagnosisKind.BYZANTINE,
+}
+"""The Trainer's fault kinds (``x0tta6bl4.ml.schema.FaultKind``) as diagnoses."""
+
+
+class Analyzer(Protocol):
+    async def analyze(
+        self, report: MonitorReport, flagged: Mapping[str, set[str]]
+    ) -> list[Diagnosis]:
+        """Root causes behind the report's symptoms; ``flagged`` maps a node to the
+        nodes that refuse it as transit (Byzantine suspicion)."""
+        ...
+
+
+class StatisticalAnalyzer:
+    """Localises symptoms on the topology (see the module doc).
+
+    Args:
+        topology: the mesh's nodes and links.
+        z_threshold: the Monitor's threshold (confidence is measured against it).
+        node_share: share of a node's links that must misbehave to blame the node.
+    """
+
+    name = "statistical"
+
+    def __init__(
+        self, topology: Topology, z_threshold: float = 6.0, node_share: float = 0.5
+    ) -> None:
+        self.topology = topology
+        self.z_threshold = z_threshold
+        self.node_share = node_share
+
+    async def analyze(
+        self, report: MonitorReport, flagged: Mapping[str, set[str]]
+    ) -> list[Diagnosis]:
+        return self.diagnose(report.symptoms, flagged)
+
+    def diagnose(
+        self, symptoms: Sequence[Symptom], flagged: Mapping[str, set[str]]
+    ) -> list[Diagnosis]:
+        by_entity: dict[str, list[Symptom]] = defaultdict(list)
+        for symptom in symptoms:
+            by_entity[symptom.entity].append(symptom)
+        known_nodes = set(self.topology.names)
+        out: list[Diagnosis] = []
+        blamed: set[str] = set()
+        for node, reporters in sorted(flagged.items()):
+            if node in known_nodes and reporters:
+                out.append(
+                    Diagnosis(
+                        DiagnosisKind.BYZANTINE,
+                        node,
+                        min(1.0, 0.5 + 0.1 * len(reporters)),
+                        f"{node} is refused as transit by {len(reporters)} node(s) "
+                        f"({', '.join(sorted(reporters)[:5])}): its link claims stay unconfirmed",
+                        tuple(by_entity.get(node, ())),
+                    )
+                )
+                blamed.add(node)
+        for node in sorted(known_nodes - blamed):
+            evidence = by_entity.get(node, [])
+            silent = [s for s in evidence if s.metric == "silent"]
+            links = [link.key for link in self.topology.links if node in link.ends]
+            bad_links = [key for key in links if key in by_entity]
+            links_down = [key for key in bad_links if any(s.metric == "up" for s in by_entity[key])]
+            if links and len(links_down) == len(links) and not silent:
+                evidence = evidence + [s for key in links_down for s in by_entity[key]]
+                out.append(
+                    self._node(
+                        DiagnosisKind.NODE_DOWN,
+                        node,
+                        evidence,
+                        0.8,
+                        f"every link of {node} went down at once",
+                    )
+                )
+            elif silent:
+                out.append(
+                    self._node(
+                        DiagnosisKind.NODE_DOWN,
+                        node,
+                        evidence,
+                        0.9,
+                        f"{node} stopped reporting {silent[0].value:.1f} s ago",
+                    )
+                )
+            elif len(bad_links) >= 2 and len(bad_links) >= self.node_share * len(links):
+                evidence = evidence + [s for key in bad_links for s in by_entity[key]]
+                out.append(
+                    self._node(
+                        DiagnosisKind.NODE_DEGRADED,
+                        node,
+                        evidence,
+                        None,
+                        f"{len(bad_links)} of {len(links)} links of {node} misbehave",
+                    )
+                )
+            elif evidence:
+                out.append(
+                    self._node(
+                        DiagnosisKind.NODE_DEGRADED,
+                        node,
+                        evidence,
+                        None,
+                        f"{node}'s own metrics left their baselines",
+                    )
+                )
+            else:
+                continue
+            blamed.add(node)
+        for key, evidence in sorted(by_entity.items()):
+            ends = link_ends(key, known_nodes)
+            if ends is None or not self.topology.has_link(*ends) or blamed & set(ends):
+                continue
+            down = any(s.metric == "up" and s.value == 0.0 for s in evidence)
+            kind = DiagnosisKind.LINK_DOWN if down else DiagnosisKind.LINK_DEGRADED
+            out.append(self._node(kind, key, evidence, None, f"link {key} misbehaves"))
+        return out
+
+    def _node(
+        self,
+        kind: DiagnosisKind,
+        entity: str,
+        evidence: list[Symptom],
+        confidence: float | None,
+        summary: str,
+    ) -> Diagnosis:
+        ranked = sorted(evidence, key=lambda s: -s.score)
+        if confidence is None:
+            top = ranked[0].score if ranked else 0.0
+            confidence = min(1.0, top / (2 * self.z_threshold))
+        detail = "; ".join(s.describe() for s in ranked[:3])
+        return Diagnosis(
+            kind,
+            entity,
+            round(confidence, 3),
+            f"{summary}: {detail}" if detail else summary,
+            tuple(ranked),
+        )
+
+
+class TrainerAnalyzer:
+    """Root causes from the Trainer's GraphSAGE model, explained; statistics as fallback.
+
+    Args:
+        infer: the Trainer's inference call (see :data:`TrainerInfer`).
+        frame: the recent metrics table (the Monitor's history).
+        fallback: used when the Trainer fails or names no root cause.
+        min_score: root causes scored below this are ignored.
+    """
+
+    name = "trainer"
+
+    def __init__(
+        self,
+        infer: TrainerInfer,
+        frame: Callable[[], pd.DataFrame],
+        fallback: StatisticalAnalyzer,
+        min_score: float = 0.5,
+    ) -> None:
+        self.infer = infer
+        self.frame = frame
+        self.fallback = fallback
+        self.min_score = min_score
+
+    async def analyze(
+        self, report: MonitorReport, flagged: Mapping[str, set[str]]
+    ) -> list[Diagnosis]:
+        statistical = self.fallback.diagnose(report.symptoms, flagged)
+        if not report.symptoms:
+            return statistical
+        # Hard evidence (silence, a link down, flags) needs no model.
+        hard = [
+            d
+            for d in statistical
+            if d.kind in (DiagnosisKind.NODE_DOWN, DiagnosisKind.LINK_DOWN, DiagnosisKind.BYZANTINE)
+        ]
+        frame = self.frame()
+        if len(frame) < 8:
+            return statistical
+        edges = [link.ends for link in self.fallback.topology.links]
+        try:
+            answer = await self.infer(frame, edges, None)
+        except Exception:
+            log.exception("trainer_inference_failed", symptoms=len(report.symptoms))
+            return statistical
+        learned = self._map(answer, report)
+        if not learned:
+            return statistical
+        covered = {d.root_cause for d in learned}
+        return learned + [d for d in hard if d.root_cause not in covered]
+
+    def _map(self, answer: Mapping[str, Any], report: MonitorReport) -> list[Diagnosis]:
+        version = str(answer.get("model_version", "?"))
+        out = []
+        for cause in answer.get("root_causes", []):
+            kind = _ML_KINDS.get(str(cause.get("kind", "")))
+            score = float(cause.get("score", 0.0))
+            if kind is None or score < self.min_score:
+                continue
+            entity = str(cause["entity"])
+            explanation = cause.get("explanation") or {}
+            text = explanation.get("text") if isinstance(explanation, Mapping) else str(explanation)
+            out.append(
+                Diagnosis(
+                    kind,
+                    entity,
+                    round(score, 3),
+                    str(text or f"model {version} ranks {entity} first"),
+                    tuple(report.symptoms_of(entity)),
+                    source=f"trainer:{version}",
+                )
+            )
+        return out[:1]
