@@ -14,6 +14,7 @@ confirmation are reported per origin so the node can flag the advertiser.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -66,6 +67,7 @@ class Lsdb:
         self.owner = owner
         self.max_age_s = max_age_s
         self._entries: dict[str, LsdbEntry] = {}
+        self._next_expiry = -math.inf
 
     def verdict(self, lsa: Lsa) -> Verdict:
         current = self._entries.get(lsa.origin)
@@ -83,6 +85,7 @@ class Lsdb:
                 links[neighbor] = cost
         old = self._entries.get(lsa.origin)
         self._entries[lsa.origin] = LsdbEntry(lsa, raw, now, links)
+        self._next_expiry = min(self._next_expiry, now + self.max_age_s)
         if old is None:
             return Change.BETTER
         if old.links == links:
@@ -98,14 +101,24 @@ class Lsdb:
         return entry.lsa.seq if entry else 0
 
     def age(self, now: float) -> list[str]:
-        """Purge entries older than ``max_age_s`` (never the owner's); returns their origins."""
-        dead = [
-            origin
-            for origin, entry in self._entries.items()
-            if origin != self.owner and now - entry.received_at > self.max_age_s
-        ]
+        """Purge entries older than ``max_age_s`` (never the owner's); returns their origins.
+
+        Cheap when nothing is due: the next deadline is the oldest entry's, and storing
+        an LSA only ever adds later ones."""
+        if now <= self._next_expiry:
+            return []
+        dead = []
+        oldest = math.inf
+        for origin, entry in self._entries.items():
+            if origin == self.owner:
+                continue
+            if now - entry.received_at > self.max_age_s:
+                dead.append(origin)
+            else:
+                oldest = min(oldest, entry.received_at)
         for origin in dead:
             del self._entries[origin]
+        self._next_expiry = oldest + self.max_age_s
         return dead
 
     def __iter__(self) -> Iterator[LsdbEntry]:
