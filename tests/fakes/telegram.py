@@ -124,7 +124,9 @@ class FakeTelegram:
         self._faults: dict[str, list[_Fault]] = {}
         self._changed = asyncio.Condition()
         self._arrived = asyncio.Event()
-        self._queries: set[str] = set()
+        self._queries: dict[str, int] = {}
+        """Callback query id -> the chat it was pressed in."""
+        self._chat_events: dict[int, asyncio.Event] = {}
         self._poller: asyncio.Future[None] | None = None
         self._runner: web.AppRunner | None = None
         self._pusher: asyncio.Task[None] | None = None
@@ -173,7 +175,7 @@ class FakeTelegram:
     async def press(self, user: FakeUser, message: SentMessage, data: str) -> str:
         """The user presses an inline button with ``data``; returns the callback id."""
         query_id = str(next(self._callback_ids))
-        self._queries.add(query_id)
+        self._queries[query_id] = user.id
         await self._push(
             {
                 "callback_query": {
@@ -193,10 +195,31 @@ class FakeTelegram:
         return [m for m in self.messages.get(chat_id, []) if not m.deleted]
 
     async def wait_for(
-        self, predicate: Callable[[], T | None], timeout_s: float = 10.0, what: str = "it"
+        self,
+        predicate: Callable[[], T | None],
+        timeout_s: float = 10.0,
+        what: str = "it",
+        *,
+        chat_id: int | None = None,
     ) -> T:
-        """Wait until ``predicate()`` is truthy; return its value."""
+        """Wait until ``predicate()`` is truthy; return its value.
+
+        With ``chat_id`` the predicate is re-checked only when the bot acts in
+        that chat (cheap with many waiters); otherwise after every bot call
+        and every 50 ms.
+        """
         deadline = time.monotonic() + timeout_s
+        if chat_id is not None:
+            while not (value := predicate()):
+                event = self._chat_events.setdefault(chat_id, asyncio.Event())
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"timed out after {timeout_s:g} s waiting for {what}")
+                try:
+                    await asyncio.wait_for(event.wait(), left)
+                except TimeoutError:
+                    continue
+            return value
         async with self._changed:
             while not (value := predicate()):
                 left = deadline - time.monotonic()
@@ -265,6 +288,9 @@ class FakeTelegram:
         except _ApiError as exc:
             return _error(exc.code, exc.description)
         if method in _SENDS:
+            chat = self._queries.get(params.get("callback_query_id", "")) or params.get("chat_id")
+            if chat is not None and (event := self._chat_events.pop(int(chat), None)):
+                event.set()
             async with self._changed:
                 self._changed.notify_all()
         return web.json_response({"ok": True, "result": result})

@@ -5,7 +5,11 @@
 from __future__ import annotations
 
 import asyncio
+import io
 from pathlib import Path
+
+import pytest
+from PIL import Image
 
 from tests.fakes.telegram import FakeUser
 from tests.integration._storefront_rig import ADMIN, ShopRig
@@ -27,6 +31,9 @@ async def test_purchase_from_start_to_delivered_credential(tmp_path: Path) -> No
         assert "15 min left" in invoice.text
         qr = await rig.tg.wait_message(buyer.id, "Scan to pay", photo=True)
         assert qr.photo is not None and qr.photo.startswith(b"\x89PNG")
+        zxingcpp = pytest.importorskip("zxingcpp")
+        decoded = zxingcpp.read_barcodes(Image.open(io.BytesIO(qr.photo)).convert("L"))
+        assert [code.text for code in decoded] == [rig.payments.payment_uri(order)]
         assert invoice.button("Check payment")["callback_data"] == f"chk:{order.id}"
         assert order.amount > 15 * 10**6  # price plus the unique offset
 

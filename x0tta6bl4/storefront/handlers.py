@@ -219,7 +219,7 @@ async def check(
         await shop.answer(query.id, t(lang, "check_wait", seconds=math.ceil(wait_s)))
         return
     shop.count("checks")
-    order = await shop.payments.check(record.order_id)
+    order = await shop.check(record.order_id, record.address)
     if order.state is OrderState.PENDING:
         await shop.answer(query.id, t(lang, "check_pending"))
         return

@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from x0tta6bl4 import loggers
 from x0tta6bl4.config import StorefrontSettings
 from x0tta6bl4.errors import ExternalServiceError
+from x0tta6bl4.payments import Order
 from x0tta6bl4.storefront.catalog import Catalog
 from x0tta6bl4.storefront.limits import Cooldown, RateLimiter
 from x0tta6bl4.storefront.ports import PaymentsPort
@@ -89,11 +90,29 @@ class Shop:
     rate: RateLimiter = field(init=False)
     check_cooldown: Cooldown = field(init=False)
     counters: dict[str, int] = field(default_factory=dict)
+    _checks: dict[str, asyncio.Future[Order]] = field(default_factory=dict)
     _warned_at: dict[int, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.rate = RateLimiter(self.settings.user_rate_per_min, self.settings.user_burst)
         self.check_cooldown = Cooldown(self.settings.check_cooldown_s)
+
+    async def check(self, order_id: str, address: str) -> Order:
+        """Poll the chain for an order, sharing a poll already running for its address.
+
+        A chain poll reads every payment to one receiving address, so buyers
+        pressing "Check payment" together need one poll, not one each.
+        """
+        running = self._checks.get(address)
+        if running is not None and not running.done():
+            await asyncio.shield(running)
+            return await self.payments.get_order(order_id)
+        poll = asyncio.ensure_future(self.payments.check(order_id))
+        self._checks[address] = poll
+        poll.add_done_callback(
+            lambda done: self._checks.pop(address) if self._checks.get(address) is done else None
+        )
+        return await asyncio.shield(poll)
 
     def is_admin(self, user_id: int) -> bool:
         return user_id in self.settings.admin_ids
