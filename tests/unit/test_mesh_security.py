@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from x0tta6bl4.config import MeshSettings
-from x0tta6bl4.errors import ConfigError, SecurityError
+from x0tta6bl4.errors import ConfigError, DependencyError, SecurityError
 from x0tta6bl4.mesh.security import (
     KEYRING_FILE,
     Keyring,
@@ -222,3 +222,12 @@ def test_missing_or_corrupt_key_files_are_config_errors(tmp_path: Path) -> None:
     (directory / KEYRING_FILE).write_text('{"version": 99}', encoding="utf-8")
     with pytest.raises(ConfigError, match="version"):
         Keyring.load(directory / KEYRING_FILE)
+
+
+def test_pqc_on_a_backend_without_ml_dsa_says_what_to_do(monkeypatch: pytest.MonkeyPatch) -> None:
+    from cryptography.hazmat.backends.openssl.backend import backend
+
+    monkeypatch.setattr(backend, "mldsa_supported", lambda: False)
+    with pytest.raises(DependencyError, match="ML-DSA") as excinfo:
+        NodeKey.generate("a", pqc=True)
+    assert "pqc_beacons=false" in excinfo.value.fix

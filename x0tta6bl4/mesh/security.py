@@ -58,8 +58,13 @@ def _mldsa() -> Any:
     except ImportError as exc:
         raise DependencyError(
             "mesh.pqc_beacons needs ML-DSA, which this cryptography package lacks",
-            fix="pip install 'cryptography>=47' (ships ML-DSA), or set mesh.pqc_beacons=false",
+            fix="pip install -U cryptography (50 ships ML-DSA-44), or set mesh.pqc_beacons=false",
         ) from exc
+    if not hasattr(mldsa, "MLDSA44PrivateKey"):
+        raise DependencyError(
+            "mesh.pqc_beacons needs ML-DSA-44, which this cryptography version lacks",
+            fix="pip install -U cryptography (50 ships ML-DSA-44), or set mesh.pqc_beacons=false",
+        )
     if not backend.mldsa_supported():
         raise DependencyError(
             f"mesh.pqc_beacons needs ML-DSA, which {backend.openssl_version_text()} lacks",
