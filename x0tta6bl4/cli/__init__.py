@@ -10,7 +10,7 @@ import typer
 
 from x0tta6bl4 import loggers
 from x0tta6bl4._version import __version__
-from x0tta6bl4.cli import _bot, _config, _doctor, _ebpf, _mesh, _ml, _node, _run
+from x0tta6bl4.cli import _bot, _config, _doctor, _ebpf, _mesh, _ml, _node, _payments, _run
 from x0tta6bl4.cli._common import CliState, console_err
 from x0tta6bl4.errors import X0Error
 
@@ -31,6 +31,7 @@ app.command("rca")(_ml.rca)
 app.command("bot")(_bot.bot)
 app.add_typer(_node.app, name="node")
 app.add_typer(_mesh.app, name="mesh")
+app.add_typer(_payments.app, name="payments")
 
 
 @app.callback()
