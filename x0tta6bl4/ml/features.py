@@ -150,7 +150,7 @@ def featurize(
         graph: a Topology, an edge list, or None (links named ``a-b``).
     """
     times = np.asarray(times, dtype=np.float64)
-    vals = np.asarray(values, dtype=np.float64)
+    vals = np.asarray(values)
     if vals.ndim != 2 or vals.shape != (len(times), len(columns)):
         raise MLError(
             f"metrics have shape {vals.shape}, expected ({len(times)}, {len(columns)})",
@@ -169,8 +169,8 @@ def featurize(
             f"{len(times) - start} after it",
             fix="give at least 3 samples of normal history and 1 after the start",
         )
-    before = vals[max(0, start - before_n) : start]
-    after = vals[start : start + after_n]
+    before = vals[max(0, start - before_n) : start].astype(np.float64)
+    after = vals[start : start + after_n].astype(np.float64)
     per_col, mean_b, mean_a, miss_a = _column_features(before, after, lay.floor)
     n = len(lay.entities)
     x = np.zeros((n, len(FEATURES)), dtype=np.float64)
@@ -298,12 +298,12 @@ def _column_features(
     filled_a = np.where(present_a, after, 0.0)
     mean_b = filled_b.sum(axis=0) / np.maximum(nb, 1)
     mean_a = filled_a.sum(axis=0) / np.maximum(na, 1)
-    sorted_b = np.sort(np.where(present_b, before, np.inf), axis=0)
+    sorted_b = _sort_columns(np.where(present_b, before, np.inf))
     med_b = _quantile_sorted(sorted_b, nb, 0.5)
-    dev = np.sort(np.where(present_b, np.abs(before - med_b), np.inf), axis=0)
+    dev = _sort_columns(np.where(present_b, np.abs(before - med_b), np.inf))
     mad = _quantile_sorted(dev, nb, 0.5)
     scale = np.maximum(1.4826 * mad, floor) + 0.01 * np.abs(med_b)
-    sorted_a = np.sort(np.where(present_a, after, np.inf), axis=0)
+    sorted_a = _sort_columns(np.where(present_a, after, np.inf))
     q20, q50, q80 = (_quantile_sorted(sorted_a, na, q) for q in (0.2, 0.5, 0.8))
     has_a = na > 0
     z50 = np.where(has_a, (q50 - med_b) / scale, 0.0)
@@ -329,6 +329,11 @@ def _column_features(
         axis=1,
     )
     return np.nan_to_num(feats, nan=0.0, posinf=0.0, neginf=0.0), mean_b, mean_a, missing
+
+
+def _sort_columns(a: Array) -> Array:
+    """Each column sorted; sorting rows of the transposed copy is much faster for wide tables."""
+    return np.sort(np.ascontiguousarray(a.T), axis=1).T
 
 
 def _quantile_sorted(sorted_cols: Array, counts: npt.NDArray[np.int64], q: float) -> Array:
