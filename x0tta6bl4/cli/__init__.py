@@ -10,7 +10,20 @@ import typer
 
 from x0tta6bl4 import loggers
 from x0tta6bl4._version import __version__
-from x0tta6bl4.cli import _bot, _config, _doctor, _ebpf, _mesh, _ml, _node, _payments, _run
+from x0tta6bl4.cli import (
+    _bot,
+    _config,
+    _doctor,
+    _ebpf,
+    _incidents,
+    _mesh,
+    _ml,
+    _node,
+    _payments,
+    _run,
+    _status,
+    _twin,
+)
 from x0tta6bl4.cli._common import CliState, console_err
 from x0tta6bl4.errors import X0Error
 
@@ -32,6 +45,9 @@ app.command("bot")(_bot.bot)
 app.add_typer(_node.app, name="node")
 app.add_typer(_mesh.app, name="mesh")
 app.add_typer(_payments.app, name="payments")
+app.add_typer(_incidents.app, name="incidents")
+app.add_typer(_twin.app, name="twin")
+app.command("status")(_status.status)
 
 
 @app.callback()

@@ -27,9 +27,10 @@ __all__ = ["Analyzer", "StatisticalAnalyzer", "TrainerAnalyzer", "TrainerInfer"]
 log = loggers.supervisor
 
 TrainerInfer = Callable[
-    [pd.DataFrame, list[tuple[str, str]], float | None], Awaitable[Mapping[str, Any]]
+    [pd.DataFrame, list[tuple[str, str]], float | None], Awaitable[Mapping[str, Any] | None]
 ]
-"""``await infer(metrics, edges, anomaly_start)``: the Trainer actor's ``infer`` call."""
+"""``await infer(metrics, edges, anomaly_start)``: the Trainer actor's ``infer`` call;
+None when no Trainer runs (statistics answer then)."""
 
 _ML_KINDS: Mapping[str, DiagnosisKind] = {
     "link-loss": DiagnosisKind.LINK_DEGRADED,
@@ -223,7 +224,7 @@ class TrainerAnalyzer:
         except Exception:
             log.exception("trainer_inference_failed", symptoms=len(report.symptoms))
             return statistical
-        learned = self._map(answer, report)
+        learned = self._map(answer, report) if answer is not None else []
         if not learned:
             return statistical
         covered = {d.root_cause for d in learned}
