@@ -64,6 +64,9 @@ class ComponentSpec:
 
 COMPONENTS: list[ComponentSpec] = [
     ComponentSpec("metrics", "metrics.enabled", "x0tta6bl4.ops.metrics:MetricsExporter"),
+    ComponentSpec(
+        "supervisor", "supervisor.enabled", "x0tta6bl4.actors.supervisor_app:SupervisorComponent"
+    ),
     ComponentSpec("mesh", "mesh.enabled", "x0tta6bl4.actors.mesh_app:MeshComponent"),
     ComponentSpec("ebpf", "ebpf.enabled", "x0tta6bl4.actors.ebpf_app:EbpfComponent"),
     ComponentSpec(
