@@ -13,6 +13,7 @@ lands.  Example::
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from x0tta6bl4.config import Settings, load_settings
 from x0tta6bl4.errors import MeshError
 from x0tta6bl4.mesh.topology import Topology
 
-__all__ = ["Mesh", "connect"]
+__all__ = ["Mesh", "TwinHandle", "connect"]
 
 
 class Mesh:
@@ -90,6 +91,28 @@ class Mesh:
 
         return heal_faults(self.settings, fault_id, run)
 
+    @property
+    def twin(self) -> TwinHandle:
+        """The digital twin: ``mesh.twin.what_if(fail_links=["n1-n2"])``."""
+        return TwinHandle(self)
+
+    def incidents(self, limit: int = 20) -> list[dict[str, Any]]:
+        """The Supervisor's newest incidents (symptom, root cause, action, outcome,
+        time to heal), read from its Knowledge file."""
+        from dataclasses import asdict
+
+        from x0tta6bl4.mapek.assemble import knowledge_path
+        from x0tta6bl4.mapek.knowledge import Knowledge
+
+        path = knowledge_path(self.settings)
+        if not path.exists():
+            return []
+        kb = Knowledge(path)
+        try:
+            return [{**asdict(r), "time_to_heal_s": r.time_to_heal_s} for r in kb.incidents(limit)]
+        finally:
+            kb.close()
+
     def close(self) -> None:
         """Disconnect; a local Ray started by :func:`connect` is stopped."""
         if self.info.started_here:
@@ -103,6 +126,42 @@ class Mesh:
 
     def __repr__(self) -> str:
         return f"Mesh(address={self.info.address!r}, namespace={self.info.namespace!r})"
+
+
+class TwinHandle:
+    """``mesh.twin``: what-if questions.  The live ``twin`` actor answers when the
+    Supervisor runs (its twin mirrors the live link state); otherwise a twin of the
+    mesh's topology is built here."""
+
+    def __init__(self, mesh: Mesh) -> None:
+        self.mesh = mesh
+
+    def what_if(
+        self,
+        fail_links: Sequence[str] = (),
+        fail_nodes: Sequence[str] = (),
+        traffic: Mapping[tuple[str, str], float] | None = None,
+    ) -> dict[str, Any]:
+        """Predict a failure: ``links_affected``, ``lost_pairs``, ``changed_pairs`` (with
+        cost deltas), ``partitions_created``, ``load_shift`` (see
+        :class:`~x0tta6bl4.twin.WhatIfResult`)."""
+        import ray
+
+        from x0tta6bl4.actors.twin import TWIN_NAME
+        from x0tta6bl4.twin import TwinService, mesh_topology
+
+        scenario = {
+            "fail_links": list(fail_links),
+            "fail_nodes": list(fail_nodes),
+            "traffic": traffic,
+        }
+        try:
+            actor = ray.get_actor(TWIN_NAME, namespace=self.mesh.info.namespace)
+        except ValueError:
+            topology, _source = mesh_topology(self.mesh.settings)
+            return TwinService(topology).what_if(**scenario)
+        answer: dict[str, Any] = ray.get(actor.what_if.remote(scenario))
+        return answer
 
 
 def connect(
