@@ -15,7 +15,7 @@ from rich.table import Table
 
 from x0tta6bl4.cli._common import console, settings_of
 from x0tta6bl4.cli._incidents import open_knowledge
-from x0tta6bl4.cli._twin import mesh_topology
+from x0tta6bl4.twin import mesh_topology
 
 __all__ = ["status"]
 

@@ -10,32 +10,12 @@ import typer
 from rich.table import Table
 
 from x0tta6bl4.cli._common import console, settings_of
-from x0tta6bl4.config import Settings
 from x0tta6bl4.errors import TopologyError
-from x0tta6bl4.mesh.topology import Topology, generate
-from x0tta6bl4.twin import TwinService
+from x0tta6bl4.twin import TwinService, mesh_topology
 
-__all__ = ["app", "mesh_topology"]
+__all__ = ["app"]
 
 app = typer.Typer(help="The digital twin: what-if questions on the mesh.", no_args_is_help=True)
-
-
-def mesh_topology(settings: Settings, path: Path | None = None) -> tuple[Topology, str]:
-    """The topology to ask about, and where it came from: ``path``, the newest netns
-    mesh run under ``data_dir``, or the one ``mesh`` settings generate."""
-    if path is not None:
-        return Topology.load(path), str(path)
-    from x0tta6bl4.errors import MeshError
-    from x0tta6bl4.mesh.netns import NetnsBackend
-
-    try:
-        backend = NetnsBackend.attach(settings.data_dir)
-    except MeshError:
-        backend = None
-    if backend is not None and backend.topology is not None:
-        return backend.topology, f"mesh run {backend.run_id}"
-    m = settings.mesh
-    return generate(m.topology, m.nodes, seed=m.seed), f"generated {m.topology} x{m.nodes}"
 
 
 def _traffic(path: Path | None) -> dict[tuple[str, str], float] | None:

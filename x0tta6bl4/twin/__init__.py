@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from x0tta6bl4.twin._result import PairChange, WhatIfResult
 from x0tta6bl4.twin._twin import DEFAULT_MAX_NODES, DigitalTwin, LinkSpec, Traffic, TwinState
-from x0tta6bl4.twin.service import TwinService
+from x0tta6bl4.twin.service import TwinService, mesh_topology
 
 __all__ = [
     "DEFAULT_MAX_NODES",
@@ -21,4 +21,5 @@ __all__ = [
     "TwinService",
     "TwinState",
     "WhatIfResult",
+    "mesh_topology",
 ]

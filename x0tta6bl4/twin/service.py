@@ -8,13 +8,16 @@ the Supervisor in a worker thread, the ``twin`` Ray actor, the SDK and the CLI.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from x0tta6bl4 import loggers
-from x0tta6bl4.mesh.topology import Topology
+from x0tta6bl4.config import Settings
+from x0tta6bl4.errors import MeshError
+from x0tta6bl4.mesh.topology import Topology, generate
 from x0tta6bl4.twin._twin import DEFAULT_MAX_NODES, DigitalTwin
 
-__all__ = ["TwinService"]
+__all__ = ["TwinService", "mesh_topology"]
 
 log = loggers.twin
 
@@ -56,3 +59,20 @@ class TwinService:
 
     def state(self) -> dict[str, Any]:
         return {"nodes": len(self.twin.topology), **self.twin.state().to_dict()}
+
+
+def mesh_topology(settings: Settings, path: Path | None = None) -> tuple[Topology, str]:
+    """The topology to ask about, and where it came from: ``path``, the newest netns
+    mesh run under ``data_dir``, or the one the ``mesh`` settings generate."""
+    if path is not None:
+        return Topology.load(path), str(path)
+    from x0tta6bl4.mesh.netns import NetnsBackend
+
+    try:
+        backend = NetnsBackend.attach(settings.data_dir)
+    except MeshError:
+        backend = None
+    if backend is not None and backend.topology is not None:
+        return backend.topology, f"mesh run {backend.run_id}"
+    m = settings.mesh
+    return generate(m.topology, m.nodes, seed=m.seed), f"generated {m.topology} x{m.nodes}"
