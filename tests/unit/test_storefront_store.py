@@ -98,9 +98,16 @@ async def test_seen_updates_users_and_meta(tmp_path: Path) -> None:
     assert not await store.seen(5)
     await store.mark_seen(5, 42, "ru")
     await store.mark_seen(5, 42, "ru")
-    assert await store.seen(5)
+    await store.mark_seen(6, None, "en")
+    await store.close()  # writes the batched marks
+
+    store = BotStore(tmp_path / "bot.sqlite3")
+    await store.open()
+    assert store.replay_horizon == 6
+    assert await store.seen(5) and await store.seen(6) and not await store.seen(4)
+    assert not await store.seen(7)  # newer than anything handled before: no lookup
     assert await store.user_lang(42) == "ru"
-    assert await store.forget_old_updates(now=time.time() + 30 * 86400) == 1
+    assert await store.forget_old_updates(now=time.time() + 30 * 86400) == 2
     assert not await store.seen(5)
     assert await store.get_meta("cursor") is None
     await store.set_meta("cursor", "7")

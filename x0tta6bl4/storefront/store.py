@@ -14,6 +14,7 @@ import asyncio
 import json
 import sqlite3
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
@@ -61,6 +62,8 @@ CREATE INDEX IF NOT EXISTS invoices_todo ON invoices (status, delivery)
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
+MARK_BATCH_S = 0.05
+"""How long handled-update marks gather before one transaction writes them."""
 SEEN_UPDATES_KEEP_S = 7 * 86400
 """How long handled update ids are remembered (Telegram re-sends for at most 24 h)."""
 
@@ -105,9 +108,15 @@ class BotStore:
         self.path = path
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="x0-bot-sqlite")
         self._conn: sqlite3.Connection | None = None
+        self.replay_horizon = -1
+        """The highest update id handled before this start (-1: none)."""
+        self._marks: list[tuple[int, int | None, str, float]] = []
+        self._flushing: asyncio.Future[None] | None = None
 
     async def open(self) -> None:
         await self._run(self._open)
+        rows = await self._rows("SELECT COALESCE(MAX(update_id), -1) FROM seen_updates")
+        self.replay_horizon = int(rows[0][0])
 
     def _open(self) -> None:
         try:
@@ -124,7 +133,10 @@ class BotStore:
         self._conn = conn
 
     async def close(self) -> None:
+        if self._flushing is not None:
+            await asyncio.gather(self._flushing, return_exceptions=True)
         if self._conn is not None:
+            await self._flush_marks(0)
             await self._run(self._conn.close)
             self._conn = None
         self._executor.shutdown(wait=True)
@@ -172,27 +184,42 @@ class BotStore:
 
         Telegram re-sends the updates the bot had not confirmed when it
         stopped; this keeps a restart from handling a button press twice.
+        Only ids up to the highest one handled before this start can be
+        repeats, so newer ones need no lookup.
         """
+        if update_id > self.replay_horizon:
+            return False
         rows = await self._rows("SELECT 1 FROM seen_updates WHERE update_id = ?", (update_id,))
         return bool(rows)
 
     async def mark_seen(self, update_id: int, user_id: int | None, lang: str) -> None:
-        """Record a handled update, and its sender's language for later pushes."""
+        """Record a handled update, and its sender's language for later pushes.
 
-        def txn() -> None:
-            db = self._db()
-            now = time.time()
-            with db:
-                db.execute("BEGIN IMMEDIATE")
-                db.execute("INSERT OR IGNORE INTO seen_updates VALUES (?, ?)", (update_id, now))
-                if user_id is not None:
-                    db.execute(
-                        "INSERT INTO users VALUES (?, ?, ?) "
-                        "ON CONFLICT (user_id) DO UPDATE SET lang = excluded.lang",
-                        (user_id, lang, now),
-                    )
+        Marks are written in batches every ``MARK_BATCH_S`` (one transaction
+        for many updates); a crash in between re-handles at most those.
+        """
+        self._marks.append((update_id, user_id, lang, time.time()))
+        if self._flushing is None or self._flushing.done():
+            self._flushing = asyncio.ensure_future(self._flush_marks(MARK_BATCH_S))
 
-        await self._run(txn)
+    async def _flush_marks(self, delay_s: float) -> None:
+        await asyncio.sleep(delay_s)
+        marks, self._marks = self._marks, []
+        if marks:
+            await self._run(self._write_marks, marks)
+
+    def _write_marks(self, marks: list[tuple[int, int | None, str, float]]) -> None:
+        db = self._db()
+        with db:
+            db.execute("BEGIN IMMEDIATE")
+            db.executemany(
+                "INSERT OR IGNORE INTO seen_updates VALUES (?, ?)", [(m[0], m[3]) for m in marks]
+            )
+            db.executemany(
+                "INSERT INTO users VALUES (?, ?, ?) "
+                "ON CONFLICT (user_id) DO UPDATE SET lang = excluded.lang",
+                [(m[1], m[2], m[3]) for m in marks if m[1] is not None],
+            )
 
     async def forget_old_updates(self, now: float | None = None) -> int:
         cutoff = (now or time.time()) - SEEN_UPDATES_KEEP_S
@@ -292,24 +319,48 @@ class BotStore:
 
 
 class SqliteStorage(BaseStorage):
-    """aiogram FSM storage on :class:`BotStore`: a restart keeps every buyer's step."""
+    """aiogram FSM storage on :class:`BotStore`: a restart keeps every buyer's step.
 
-    def __init__(self, store: BotStore) -> None:
+    Writes go to SQLite at once; reads are served from a write-through cache
+    of the most recent ``cache_size`` keys (this process is the only writer).
+    """
+
+    def __init__(self, store: BotStore, cache_size: int = 10_000) -> None:
         self.store = store
+        self.cache_size = cache_size
         self._keys = DefaultKeyBuilder(with_destiny=True, with_bot_id=True)
+        self._cache: OrderedDict[str, tuple[str | None, dict[str, Any]]] = OrderedDict()
+
+    async def _get(self, key: StorageKey) -> tuple[str, str | None, dict[str, Any]]:
+        built = self._keys.build(key)
+        entry = self._cache.pop(built, None)
+        if entry is None:
+            entry = await self.store.fsm_get(built)
+        self._remember(built, entry)
+        return built, entry[0], entry[1]
+
+    def _remember(self, built: str, entry: tuple[str | None, dict[str, Any]]) -> None:
+        self._cache[built] = entry
+        self._cache.move_to_end(built)
+        while len(self._cache) > self.cache_size:
+            self._cache.popitem(last=False)
 
     async def set_state(self, key: StorageKey, state: StateType = None) -> None:
         value = state.state if isinstance(state, State) else state
-        await self.store.fsm_set_state(self._keys.build(key), value)
+        built, _, data = await self._get(key)
+        await self.store.fsm_set_state(built, value)
+        self._remember(built, (value, data))
 
     async def get_state(self, key: StorageKey) -> str | None:
-        return (await self.store.fsm_get(self._keys.build(key)))[0]
+        return (await self._get(key))[1]
 
     async def set_data(self, key: StorageKey, data: Mapping[str, Any]) -> None:
-        await self.store.fsm_set_data(self._keys.build(key), data)
+        built, state, _ = await self._get(key)
+        await self.store.fsm_set_data(built, data)
+        self._remember(built, (state, dict(data)))
 
     async def get_data(self, key: StorageKey) -> dict[str, Any]:
-        return (await self.store.fsm_get(self._keys.build(key)))[1]
+        return dict((await self._get(key))[2])
 
     async def close(self) -> None:
         """The store is closed by its owner, after the dispatcher stops."""

@@ -1,0 +1,294 @@
+"""Telegram storefront under many concurrent buyers, through a loopback Bot API server.
+
+The bot runs as its own process (``x0tta6bl4 bot``, with in-process payment
+verification against loopback TronGrid/toncenter) and talks HTTP to a fake
+Bot API server in this process.  N simulated buyers act at the same time;
+each goes /start -> plan -> currency (a real order, QR code and invoice) ->
+"Check payment" (a real chain poll) -> /orders -> /help, waiting for the
+bot's reply before the next step, like a person would.
+
+A reply's latency runs from the moment the update is queued at the Bot API
+server to the moment the server receives the bot's answer that the buyer is
+waiting for (the catalog, the edited message, the invoice text, the callback
+answer).  The baseline is a bare aiogram bot (in-memory FSM, one fixed
+answer per update) driven by the same buyers through the same server.
+
+Metrics: ``buyers``, ``updates``, ``updates_per_s``, ``bot_cpu_ms_per_update`` (CPU
+the bot process burns per update: comparable even on a busy machine, where
+latency is not), ``load_1m`` (the machine's load when the run began), ``reply.p50_ms``,
+``reply.p95_ms``, ``reply.p99_ms``, ``reply.max_ms``, ``step.<step>.p99_ms``,
+the same for ``baseline.*``, and ``reply_p99_vs_baseline``.
+Target: ``reply.p99_ms`` <= 200 at 100 concurrent buyers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import psutil
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks._harness import console, parse_args, report
+from tests.fakes import SHOP_TRON, FakeTronGrid
+from tests.fakes.telegram import BOT_TOKEN, FakeTelegram, FakeUser, SentMessage
+
+NAME = "storefront"
+READY_TIMEOUT_S = 120.0
+STEP_TIMEOUT_S = 60.0
+
+
+@dataclass
+class Run:
+    """Latencies of one run, per step, in seconds."""
+
+    latencies: dict[str, list[float]] = field(default_factory=dict)
+    wall_s: float = 0.0
+    bot_cpu_s: float = 0.0
+    """CPU time (user + system) the bot process spent while the buyers shopped."""
+    load_1m: float = 0.0
+
+    def add(self, step: str, seconds: float) -> None:
+        self.latencies.setdefault(step, []).append(seconds)
+
+    def metrics(self, buyers: int) -> dict[str, Any]:
+        every = np.array([x for xs in self.latencies.values() for x in xs]) * 1000
+        return {
+            "buyers": buyers,
+            "updates": int(every.size),
+            "updates_per_s": round(every.size / self.wall_s, 1),
+            "bot_cpu_ms_per_update": round(self.bot_cpu_s * 1000 / every.size, 2),
+            "load_1m": round(self.load_1m, 2),
+            "reply": _percentiles(every),
+            "step": {
+                step: {"p99_ms": round(float(np.percentile(np.array(xs) * 1000, 99)), 1)}
+                for step, xs in self.latencies.items()
+            },
+        }
+
+
+def _percentiles(ms: np.ndarray) -> dict[str, float]:
+    return {
+        "p50_ms": round(float(np.percentile(ms, 50)), 1),
+        "p95_ms": round(float(np.percentile(ms, 95)), 1),
+        "p99_ms": round(float(np.percentile(ms, 99)), 1),
+        "max_ms": round(float(ms.max()), 1),
+    }
+
+
+# The buyers ------------------------------------------------------------------
+
+
+class Buyer:
+    """One simulated person; ``storefront`` says which replies to wait for."""
+
+    def __init__(self, tg: FakeTelegram, user: FakeUser, run: Run, storefront: bool) -> None:
+        self.tg = tg
+        self.user = user
+        self.run = run
+        self.storefront = storefront
+
+    def _new_message(self, after: int, contains: str = "") -> Callable[[], SentMessage | None]:
+        """The first message since ``after`` with ``contains`` in its text or buttons."""
+
+        def find() -> SentMessage | None:
+            chat = self.tg.messages.get(self.user.id, [])
+            return next((m for m in chat[after:] if contains in m.body + str(m.reply_markup)), None)
+
+        return find
+
+    async def _text(self, step: str, text: str, contains: str = "") -> SentMessage:
+        after = len(self.tg.messages.get(self.user.id, []))
+        queued = time.monotonic()
+        await self.tg.send_text(self.user, text)
+        reply = await self.tg.wait_for(
+            self._new_message(after, contains), STEP_TIMEOUT_S, step, chat_id=self.user.id
+        )
+        self.run.add(step, reply.sent_at - queued)
+        return reply
+
+    async def _press(self, step: str, message: SentMessage, data: str) -> None:
+        queued = time.monotonic()
+        query = await self.tg.press(self.user, message, data)
+        answer = await self.tg.wait_for(
+            lambda: self.tg.callback_answers.get(query), STEP_TIMEOUT_S, step, chat_id=self.user.id
+        )
+        self.run.add(step, answer["at"] - queued)
+
+    async def _press_for_edit(self, step: str, message: SentMessage, data: str) -> None:
+        edits, queued = message.edits, time.monotonic()
+        await self.tg.press(self.user, message, data)
+        await self.tg.wait_for(
+            lambda: message.edits > edits, STEP_TIMEOUT_S, step, chat_id=self.user.id
+        )
+        assert message.edited_at is not None
+        self.run.add(step, message.edited_at - queued)
+
+    async def _press_for_message(self, step: str, message: SentMessage, data: str) -> SentMessage:
+        after, queued = len(self.tg.messages.get(self.user.id, [])), time.monotonic()
+        await self.tg.press(self.user, message, data)
+        reply = await self.tg.wait_for(
+            self._new_message(after, "chk:"), STEP_TIMEOUT_S, step, chat_id=self.user.id
+        )
+        self.run.add(step, reply.sent_at - queued)
+        return reply
+
+    async def shop(self) -> None:
+        if not self.storefront:
+            catalog = await self._text("start", "/start")
+            for step in ("plan", "currency", "check"):
+                await self._press(step, catalog, f"{step}:x")
+            await self._text("orders", "/orders")
+            await self._text("help", "/help")
+            return
+        catalog = await self._text("start", "/start", "x0tta6bl4")
+        await self._press_for_edit("plan", catalog, "plan:SOLO")
+        invoice = await self._press_for_message("currency", catalog, "pay:SOLO:usdt_trc20")
+        order = next(
+            b["callback_data"]
+            for b in invoice.buttons()
+            if b.get("callback_data", "")[:4] == "chk:"
+        )
+        await self._press("check", invoice, order)
+        await self._text("orders", "/orders", "x0")
+        await self._text("help", "/help", "/orders")
+
+
+# The bots under test -----------------------------------------------------------
+
+
+def _storefront_process(
+    tg: FakeTelegram, tron: FakeTronGrid, data_dir: str
+) -> subprocess.Popen[str]:
+    env = {
+        **os.environ,
+        "X0_DATA_DIR": data_dir,
+        "X0_LOG__LEVEL": "warning",
+        "X0_STOREFRONT__BOT_TOKEN": BOT_TOKEN,
+        "X0_STOREFRONT__API_BASE_URL": tg.base_url,
+        "X0_STOREFRONT__POLLING_TIMEOUT_S": "10",
+        "X0_PAYMENTS__TRON_ADDRESSES": f'["{SHOP_TRON}"]',
+        "X0_PAYMENTS__TRONGRID_URL": tron.url,
+        "X0_PAYMENTS__TRON_CONFIRMATIONS": "0",
+        "X0_PAYMENTS__POLL_INTERVAL_S": "1",
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "x0tta6bl4", "--log-format", "json", "bot"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _baseline_process(tg: FakeTelegram) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, __file__, "--serve-baseline", tg.base_url],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+async def serve_baseline(base_url: str) -> None:
+    """A bare aiogram bot: one fixed answer per update, in-memory FSM, no retries."""
+    from aiogram import Bot, Dispatcher
+    from aiogram.client.session.aiohttp import AiohttpSession
+    from aiogram.client.telegram import TelegramAPIServer
+    from aiogram.types import CallbackQuery, Message
+
+    bot = Bot(BOT_TOKEN, session=AiohttpSession(api=TelegramAPIServer.from_base(base_url)))
+    dp = Dispatcher()
+
+    @dp.message()
+    async def reply(message: Message) -> None:
+        await bot.send_message(message.chat.id, "ok")
+
+    @dp.callback_query()
+    async def answer(query: CallbackQuery) -> None:
+        await bot.answer_callback_query(query.id, text="ok")
+
+    await dp.start_polling(bot, polling_timeout=10)
+
+
+async def _measure(buyers: int, storefront: bool) -> Run:
+    tg = await FakeTelegram().start()
+    tron = FakeTronGrid().start()
+    run = Run()
+    with tempfile.TemporaryDirectory(prefix="x0-bench-storefront-") as data_dir:
+        proc = _storefront_process(tg, tron, data_dir) if storefront else _baseline_process(tg)
+        try:
+            await tg.wait_for(lambda: tg.count("getUpdates") > 0, READY_TIMEOUT_S, "the bot")
+            people = [
+                Buyer(tg, FakeUser(10_000 + i, language_code="ru" if i % 3 else "en"), run,
+                      storefront)
+                for i in range(buyers)
+            ]  # fmt: skip
+            bot = psutil.Process(proc.pid)
+            cpu_before = sum(bot.cpu_times()[:2])
+            run.load_1m = os.getloadavg()[0]
+            started = time.monotonic()
+            await asyncio.gather(*(p.shop() for p in people))
+            run.wall_s = time.monotonic() - started
+            run.bot_cpu_s = sum(bot.cpu_times()[:2]) - cpu_before
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            _, err = await asyncio.to_thread(proc.communicate, timeout=60)
+            tron.stop()
+            await tg.stop()
+        if proc.returncode not in (0, -signal.SIGTERM):
+            raise RuntimeError(f"the bot exited with {proc.returncode}:\n{err[-2000:]}")
+    return run
+
+
+def main() -> None:
+    if len(sys.argv) == 3 and sys.argv[1] == "--serve-baseline":
+        asyncio.run(serve_baseline(sys.argv[2]))
+        return
+    args = parse_args(NAME, __doc__.splitlines()[0])
+    sizes = [100] if args.quick else [100, 200]
+    metrics: dict[str, Any] = {}
+    for buyers in sizes:
+        console.print(f"[bold]{buyers} buyers[/]: storefront, then the bare aiogram baseline")
+        ours = asyncio.run(_measure(buyers, storefront=True)).metrics(buyers)
+        base = asyncio.run(_measure(buyers, storefront=False)).metrics(buyers)
+        if buyers == sizes[0]:
+            metrics.update(ours)
+            metrics["baseline"] = {
+                k: base[k] for k in ("updates_per_s", "bot_cpu_ms_per_update", "reply")
+            }
+            metrics["reply_p99_vs_baseline"] = round(
+                ours["reply"]["p99_ms"] / max(base["reply"]["p99_ms"], 0.1), 2
+            )
+        else:
+            metrics[f"at_{buyers}"] = {
+                "updates_per_s": ours["updates_per_s"],
+                "reply": ours["reply"],
+                "baseline": {k: base[k] for k in ("updates_per_s", "reply")},
+            }
+    report(
+        NAME,
+        args,
+        metrics,
+        notes={
+            "bot": "x0tta6bl4 bot as a separate process, SQLite FSM, in-process verification",
+            "flow": "/start, plan, currency (order + QR + invoice), check (chain poll), "
+            "/orders, /help",
+            "target": "reply.p99_ms <= 200 at 100 concurrent buyers",
+        },
+    )
+
+
+if __name__ == "__main__":
+    main()
