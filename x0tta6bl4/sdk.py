@@ -15,12 +15,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from x0tta6bl4.actors.runtime import RayInfo, ensure_ray, shutdown_ray
 from x0tta6bl4.config import Settings, load_settings
 from x0tta6bl4.errors import MeshError
 from x0tta6bl4.mesh.topology import Topology
+
+if TYPE_CHECKING:
+    from x0tta6bl4.payments import PaymentService
 
 __all__ = ["Mesh", "TwinHandle", "connect"]
 
@@ -31,6 +34,7 @@ class Mesh:
     def __init__(self, settings: Settings, info: RayInfo) -> None:
         self.settings = settings
         self.info = info
+        self._payments: PaymentService | None = None
 
     def actors(self) -> list[str]:
         """Names of the live named actors in this deployment's namespace, sorted."""
@@ -61,6 +65,33 @@ class Mesh:
             )
         result: dict[str, Any] = ray.get(trainer.infer.remote(metrics, graph, anomaly_start, top))
         return result
+
+    @property
+    def payments(self) -> PaymentService:
+        """Orders and on-chain payment verification (an async API).
+
+        Talks to the running Ledger actor when ``payments.enabled`` brought one
+        up, else opens the payments database in this process::
+
+            order = await mesh.payments.create_order("tg:1", "node", Currency.TON, 2 * 10**9)
+            order = await mesh.payments.check(order.id)
+        """
+        if self._payments is None:
+            import ray
+
+            from x0tta6bl4.actors.ledger import LEDGER_NAME, remote_ledger
+            from x0tta6bl4.actors.payments_app import payments_db_path
+            from x0tta6bl4.payments import PaymentService
+
+            try:
+                handle = ray.get_actor(LEDGER_NAME, namespace=self.info.namespace)
+            except ValueError:
+                db = payments_db_path(self.settings)
+                self._payments = PaymentService(self.settings.payments, db)
+            else:
+                ledger = remote_ledger(handle)
+                self._payments = PaymentService(self.settings.payments, ledger=ledger)
+        return self._payments
 
     @property
     def topology(self) -> Topology:

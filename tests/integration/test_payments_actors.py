@@ -15,7 +15,8 @@ from x0tta6bl4.actors.payments_app import PaymentsComponent
 from x0tta6bl4.actors.runtime import RayInfo
 from x0tta6bl4.config import Settings
 from x0tta6bl4.errors import ConfigError, OrderStateError
-from x0tta6bl4.payments import Currency, OrderState, PaymentService
+from x0tta6bl4.payments import Currency, OrderState
+from x0tta6bl4.sdk import Mesh
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
@@ -46,10 +47,10 @@ def component(
 
 
 async def test_actors_verify_once_through_verifier_and_ledger_kills(
-    component: PaymentsComponent, chain: FakeTronGrid
+    component: PaymentsComponent, chain: FakeTronGrid, ray_session: RayInfo
 ) -> None:
-    assert component.ledger is not None
-    service = PaymentService(component.settings.payments, ledger=remote_ledger(component.ledger))
+    service = Mesh(component.settings, ray_session).payments  # the SDK finds the Ledger actor
+    assert isinstance(service.ledger, type(remote_ledger(component.ledger)))
     with pytest.raises(OrderStateError, match="no order"):
         await service.get_order("x0missing")
     orders = [

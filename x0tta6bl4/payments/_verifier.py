@@ -57,6 +57,8 @@ class PollResult:
     outcomes: list[Outcome] = field(default_factory=list)
     pending: int = 0
     error: str | None = None
+    cursor: str | None = None
+    """The stream's cursor as committed with ``outcomes``."""
 
     @property
     def credited(self) -> int:
@@ -109,15 +111,21 @@ class Verifier:
         self.held: list[str] = []
         self.log = log.bind(verifier=owner)
 
-    async def poll(self, stream: str, work: StreamWork | None = None) -> PollResult:
-        """Poll one stream once and record what is final; errors propagate."""
+    async def poll(
+        self, stream: str, work: StreamWork | None = None, cursor: str | None = None
+    ) -> PollResult:
+        """Poll one stream once and record what is final; errors propagate.
+
+        ``cursor``: the one this verifier committed last (None: ask the ledger).
+        """
         chain, address = parse_stream(stream)
         source = self.sources.get(chain)
         if source is None:
             return PollResult(stream, error=f"no source for {chain.value}")
         if work is None:
             work = (await self.ledger.stream_work()).get(stream)
-        cursor = await self.ledger.cursor(stream)
+        if cursor is None:
+            cursor = await self.ledger.cursor(stream)
 
         async def known(tx_ids: list[str]) -> set[str]:
             return await self.ledger.known(chain, tx_ids) if tx_ids else set()
@@ -125,7 +133,7 @@ class Verifier:
         batch = await source.fetch(address, cursor, work.since if work else None, known)
         outcomes = await self.ledger.record(stream, batch.transfers, batch.cursor)
         self.polls += 1
-        return PollResult(stream, outcomes, batch.pending)
+        return PollResult(stream, outcomes, batch.pending, cursor=batch.cursor or cursor)
 
     async def refresh(self) -> dict[str, StreamWork]:
         """Read the work per stream and (re)take this verifier's leases."""
@@ -146,12 +154,14 @@ class Verifier:
         due = [s for s in self.held if self._schedule.setdefault(s, _Schedule()).due <= now]
         results = await asyncio.gather(*(self._poll_safely(s, work[s]) for s in due))
         for result in results:
-            self._reschedule(result, work[result.stream])
+            self._reschedule(result, work[result.stream], now)
         return list(results)
 
-    async def _poll_safely(self, stream: str, work: StreamWork) -> PollResult:
+    async def _poll_safely(
+        self, stream: str, work: StreamWork, cursor: str | None = None
+    ) -> PollResult:
         try:
-            return await self.poll(stream, work)
+            return await self.poll(stream, work, cursor)
         except RateLimitedError as exc:
             self._backoff(stream, exc.retry_after_s)
             self.log.warning("rate_limited", stream=stream, retry_after_s=exc.retry_after_s)
@@ -178,24 +188,30 @@ class Verifier:
         )
         schedule.due = self.clock() + delay
 
-    def _reschedule(self, result: PollResult, work: StreamWork) -> None:
+    def _reschedule(self, result: PollResult, work: StreamWork, started: float) -> None:
+        """Next poll one interval after this one started (a slow poll is not stretched)."""
         if result.error is not None:
             return
         schedule = self._schedule[result.stream]
         schedule.failures = 0
         busy = work.pending > 0 or result.pending > 0
         interval = self.settings.poll_interval_s if busy else self.settings.idle_poll_interval_s
-        schedule.due = self.clock() + interval
+        schedule.due = started + interval
 
     async def _stream_loop(self, stream: str) -> None:
         """Poll one held stream on its own schedule, so a slow stream delays no other."""
         schedule = self._schedule.setdefault(stream, _Schedule())
+        cursor: str | None = None  # read from the ledger on the first poll
         while stream in self._work:
             await asyncio.sleep(max(0.0, schedule.due - self.clock()))
             work = self._work.get(stream)
             if work is None:
                 return
-            self._reschedule(await self._poll_safely(stream, work), work)
+            started = self.clock()
+            result = await self._poll_safely(stream, work, cursor)
+            if result.error is None:
+                cursor = result.cursor
+            self._reschedule(result, work, started)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Poll until ``stop`` is set; releases this verifier's leases on the way out.
