@@ -99,7 +99,7 @@ def trainer_options(settings: Settings, resources: dict[str, float]) -> dict[str
     }
 
 
-def spawn_trainer(settings: Settings, namespace: str | None = None) -> ActorHandle:
+def spawn_trainer(settings: Settings, namespace: str | None = None) -> ActorHandle[Any]:
     """Start the named Trainer (or return the running one) and wait until it is ready."""
     options = trainer_options(settings, dict(ray.cluster_resources()))
     if namespace is not None:
@@ -127,7 +127,7 @@ class TrainerComponent:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.handle: ActorHandle | None = None
+        self.handle: ActorHandle[Any] | None = None
 
     def start(self, ray_info: RayInfo) -> None:
         self.handle = spawn_trainer(self.settings, ray_info.namespace)

@@ -129,8 +129,8 @@ def resolve_graph(
         nodes = list(
             dict.fromkeys([e for e in names if "-" not in e] + [n for p in pairs for n in p])
         )
-    pairs = list(dict.fromkeys(tuple(sorted(p)) for p in pairs))
-    return nodes, pairs  # type: ignore[return-value]
+    pairs = list(dict.fromkeys((min(a, b), max(a, b)) for a, b in pairs))
+    return nodes, pairs
 
 
 def featurize(
@@ -233,7 +233,7 @@ def _layout(columns: tuple[str, ...], signature: Hashable, graph: Any) -> _Layou
     if cached is not None:
         return cached
     if isinstance(graph, Iterable) and not isinstance(graph, Topology):
-        graph = list(signature)  # type: ignore[arg-type]
+        graph = list(signature)  # type: ignore[call-overload]
     parsed = [split_column(c) for c in columns]
     nodes, pairs = resolve_graph((e for e, _ in parsed), graph)
     entities = nodes + [link_key(a, b) for a, b in pairs]

@@ -29,10 +29,10 @@ def ranking_metrics(
     out: dict[str, float] = {}
     for prefix, idx in sorted(groups.items()):
         ranked = [rankings[i] for i in idx]
-        truth = [truths[i] for i in idx]
-        out[f"{prefix}ac1"] = _ac(ranked, truth, 1)  # type: ignore[arg-type]
-        out[f"{prefix}ac3"] = _ac(ranked, truth, 3)  # type: ignore[arg-type]
-        out[f"{prefix}avg5"] = sum(_ac(ranked, truth, k) for k in range(1, 6)) / 5  # type: ignore[arg-type]
+        wanted = [str(truths[i]) for i in idx]
+        out[f"{prefix}ac1"] = _ac(ranked, wanted, 1)
+        out[f"{prefix}ac3"] = _ac(ranked, wanted, 3)
+        out[f"{prefix}avg5"] = sum(_ac(ranked, wanted, k) for k in range(1, 6)) / 5
     return out
 
 
