@@ -27,15 +27,15 @@ async def inline(fn, *args):
 class Rig:
     """A converged 8-node simulated mesh under a MAPE-K loop; one tick per virtual second."""
 
-    def __init__(self, tmp_path, **overrides) -> None:
+    def __init__(self, tmp_path, mesh=None, **overrides) -> None:
         self.topology = ring_chords(8)
-        self.sim = SimBackend(MeshSettings(backend="sim", byzantine=False), seed=3)
+        mesh_settings = MeshSettings(**{"backend": "sim", "byzantine": False, **(mesh or {})})
+        self.sim = SimBackend(mesh_settings, seed=3)
         self.sim.up(self.topology)
         assert self.sim.run_until(self.sim.converged, 30, 0.1) is not None
         self.port = SimMeshPort(self.sim)
-        self.settings = SupervisorSettings(
-            stale_after_s=3, verify_after_s=1, heal_timeout_s=8, warmup_windows=4, **overrides
-        )
+        supervisor = {"stale_after_s": 3, "verify_after_s": 1, "heal_timeout_s": 8}
+        self.settings = SupervisorSettings(**{**supervisor, "warmup_windows": 4, **overrides})
         self.path = tmp_path / "kb.sqlite"
 
     def clock(self) -> float:

@@ -156,7 +156,7 @@ class ActorMeshPort:
         out: dict[str, set[str]] = {}
         for name, snap in (await self._snapshots()).items():
             for suspect, reasons in snap.flagged.items():
-                if reasons != [SUPERVISOR_REASON]:
+                if reasons != [SUPERVISOR_REASON] and suspect != name:
                     out.setdefault(suspect, set()).add(name)
         return out
 

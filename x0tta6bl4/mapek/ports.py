@@ -141,7 +141,7 @@ class SimMeshPort:
             if name in self.sim.crashed:
                 continue
             for suspect, reasons in logic.snapshot().flagged.items():
-                if reasons != [SUPERVISOR_REASON]:
+                if reasons != [SUPERVISOR_REASON] and suspect != name:
                     out.setdefault(suspect, set()).add(name)
         return out
 
