@@ -13,7 +13,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-__all__ = ["VethPair", "make_pair", "sh", "sysfs_stats", "udp_blast", "veth_pair"]
+__all__ = [
+    "VethPair",
+    "make_pair",
+    "sh",
+    "sysfs_stats",
+    "tcp_transfer",
+    "udp_blast",
+    "veth_pair",
+]
 
 _numbers = itertools.count(1)
 
@@ -93,3 +101,36 @@ def udp_blast(ns: str, dst: str, port: int, count: int, size: int = 200) -> None
         f"[s.sendto(b'x'*{size},({dst!r},{port})) for _ in range({count})]"
     )
     sh("python3", "-c", script, ns=ns)
+
+
+_TCP_SINK = """
+import socket, sys
+srv = socket.socket()
+srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind((sys.argv[1], 5202))
+srv.listen()
+print("listening", flush=True)
+conn, _ = srv.accept()
+while conn.recv(1 << 20):
+    pass
+"""
+
+
+def tcp_transfer(pair: VethPair, nbytes: int) -> None:
+    """Send ``nbytes`` over one TCP connection a -> b (GSO on the sender, GRO on the receiver)."""
+    sink = subprocess.Popen(
+        ["ip", "netns", "exec", pair.ns_b, "python3", "-c", _TCP_SINK, pair.ip_b],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert sink.stdout is not None and sink.stdout.readline().strip() == "listening"
+        send = (
+            "import socket,sys;c=socket.create_connection((sys.argv[1],5202));"
+            f"c.sendall(b'x'*{nbytes});c.close()"
+        )
+        sh("python3", "-c", send, pair.ip_b, ns=pair.ns_a)
+        sink.wait(timeout=30)
+    finally:
+        sink.kill()
+        sink.wait()

@@ -66,6 +66,13 @@ def test_nftables_drops_appear_by_reason_and_interface(
     udp_blast(pair.ns_a, pair.ip_b, 7777, 250, size=64)
     after = _drops(tracepoints, names)
     assert after[(where, "NETFILTER_DROP")] - before == 250
+    tracepoints.set_attached(False)
+    udp_blast(pair.ns_a, pair.ip_b, 7777, 30, size=64)
+    tracepoints.set_attached(True)
+    udp_blast(pair.ns_a, pair.ip_b, 7777, 5, size=64)
+    assert _drops(tracepoints, names)[(where, "NETFILTER_DROP")] - before == 255, (
+        "nothing is counted while detached; the counts survive re-attaching"
+    )
     assert not any(reason == "NETFILTER_DROP" and w.startswith(pair.ns_a) for w, reason in after), (
         "the drops are charged to the receiving interface only"
     )

@@ -32,13 +32,18 @@ struct x0_counter {
     u64 bytes;
 };
 
-/* Fill key->l3 and key->l4 from the Ethernet frame in [data, data_end). */
-static __always_inline void x0_classify(void *data, void *data_end, struct x0_iface_key *key)
+/* Fill key->l3 and key->l4 from the Ethernet frame in [data, data_end).
+ *
+ * Returns the length of the Ethernet, IP and TCP/UDP headers when they could
+ * all be read, else 0: a GSO/GRO packet repeats them in every segment on the
+ * wire (see x0_wire_len).
+ */
+static __always_inline u32 x0_classify(void *data, void *data_end, struct x0_iface_key *key)
 {
     struct ethhdr *eth = data;
     if ((void *)(eth + 1) > data_end) {
         key->l4 = X0_L4_UNPARSED;
-        return;
+        return 0;
     }
     u16 proto = bpf_ntohs(eth->h_proto);
     void *l3 = (void *)(eth + 1);
@@ -47,33 +52,47 @@ static __always_inline void x0_classify(void *data, void *data_end, struct x0_if
         if (l3 + 4 > data_end) {
             key->l3 = proto;
             key->l4 = X0_L4_UNPARSED;
-            return;
+            return 0;
         }
         proto = bpf_ntohs(*(u16 *)(l3 + 2));
         l3 += 4;
     }
     key->l3 = proto;
+    void *l4;
     if (proto == ETH_P_IP) {
-        /* struct iphdr: protocol at byte 9 */
-        if (l3 + 10 > data_end) {
+        /* struct iphdr: IHL in the low nibble of byte 0, protocol at byte 9 */
+        if (l3 + 20 > data_end) {
             key->l4 = X0_L4_UNPARSED;
-            return;
+            return 0;
         }
         key->l4 = *(u8 *)(l3 + 9);
+        l4 = l3 + (*(u8 *)l3 & 0x0f) * 4;
     } else if (proto == ETH_P_IPV6) {
-        /* struct ipv6hdr: nexthdr at byte 6 (extension headers are not walked) */
-        if (l3 + 7 > data_end) {
+        /* struct ipv6hdr: 40 bytes, nexthdr at byte 6 (extension headers are not walked) */
+        if (l3 + 40 > data_end) {
             key->l4 = X0_L4_UNPARSED;
-            return;
+            return 0;
         }
         key->l4 = *(u8 *)(l3 + 6);
+        l4 = l3 + 40;
+    } else {
+        return 0;
     }
+    if (key->l4 == IPPROTO_TCP) {
+        /* struct tcphdr: data offset in the high nibble of byte 12 */
+        if (l4 + 13 > data_end)
+            return 0;
+        return (u32)(l4 - data) + (*(u8 *)(l4 + 12) >> 4) * 4;
+    }
+    if (key->l4 == IPPROTO_UDP)
+        return (u32)(l4 - data) + 8;
+    return 0;
 }
 
-/* Add one packet of len bytes to a counter slot that lookup() found. */
-static __always_inline void x0_add(struct x0_counter *counter, u64 len)
+/* Add packets and bytes to a counter slot that lookup() found. */
+static __always_inline void x0_add(struct x0_counter *counter, u64 packets, u64 len)
 {
-    counter->packets += 1;
+    counter->packets += packets;
     counter->bytes += len;
 }
 

@@ -2,6 +2,11 @@
  *
  * The programs return TC_ACT_UNSPEC so any filter after ours still runs and
  * decides; counting never changes what happens to a packet.
+ *
+ * TC sees socket buffers, not frames: on egress before GSO splits them, on
+ * ingress after GRO merged them.  A GSO/GRO buffer of n segments is counted as
+ * the n frames it is on the wire (its headers repeated in each), so the counts
+ * compare with the interface's own statistics.
  */
 #include <uapi/linux/pkt_cls.h>
 #include "x0_common.h"
@@ -15,13 +20,16 @@ static __always_inline int x0_tc_count(struct __sk_buff *skb, u8 hook)
     struct x0_iface_key key = {};
     key.ifindex = skb->ifindex;
     key.hook = hook;
-    x0_classify(data, data_end, &key);
+    u32 headers = x0_classify(data, data_end, &key);
+    u64 segs = skb->gso_segs > 1 ? skb->gso_segs : 1;
     u64 len = skb->len;
+    if (segs > 1 && headers)
+        len += (segs - 1) * headers;
     struct x0_counter *counter = x0_tc_counters.lookup(&key);
     if (counter) {
-        x0_add(counter, len);
+        x0_add(counter, segs, len);
     } else {
-        struct x0_counter first = {.packets = 1, .bytes = len};
+        struct x0_counter first = {.packets = segs, .bytes = len};
         x0_tc_counters.update(&key, &first);
     }
     return TC_ACT_UNSPEC;

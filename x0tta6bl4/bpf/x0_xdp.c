@@ -14,7 +14,7 @@ int x0_xdp(struct xdp_md *ctx)
     u64 len = data_end - data;
     struct x0_counter *counter = x0_xdp_counters.lookup(&key);
     if (counter) {
-        x0_add(counter, len);
+        x0_add(counter, 1, len);
     } else {
         struct x0_counter first = {.packets = 1, .bytes = len};
         x0_xdp_counters.update(&key, &first);

@@ -34,6 +34,11 @@ TRACEFS_ROOTS = (Path("/sys/kernel/tracing"), Path("/sys/kernel/debug/tracing"))
 _SYMBOLIC = re.compile(r"__print_symbolic\(\s*REC->reason\s*,(?P<table>.*)\)", re.S)
 _PAIR = re.compile(r"\{\s*(\d+)\s*,\s*\"([A-Za-z0-9_]+)\"\s*\}")
 
+# Tracepoint -> the function TRACEPOINT_PROBE names for it in bpf/x0_trace.c.
+_EVENTS = {
+    "skb:kfree_skb": "tracepoint__skb__kfree_skb",
+    "tcp:tcp_retransmit_skb": "tracepoint__tcp__tcp_retransmit_skb",
+}
 # (macro, struct, member path) for the pointer walks in bpf/x0_trace.c.
 _OFFSETS = (
     ("X0_SKB_DEV", "sk_buff", "dev"),
@@ -103,6 +108,18 @@ class Tracepoints:
         drops = decode_drops(_sys.map_items(self._drops_fd, 12, 8, per_cpu=True), ncpu)
         retrans = decode_retrans(_sys.map_items(self._retrans_fd, 24, 8, per_cpu=True), ncpu)
         return drops, retrans
+
+    def set_attached(self, attached: bool) -> None:
+        """Detach or re-attach both tracepoints without recompiling; maps keep their counts."""
+        if self._compiled is None:
+            return
+        bpf = self._compiled.bpf
+        for event, function in _EVENTS.items():
+            is_attached = event.encode() in bpf.tracepoint_fds
+            if attached and not is_attached:
+                bpf.attach_tracepoint(tp=event.encode(), fn_name=function.encode())
+            elif not attached and is_attached:
+                bpf.detach_tracepoint(event.encode())
 
     def prog_ids(self) -> list[int]:
         if self._compiled is None:

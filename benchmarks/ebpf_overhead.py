@@ -1,0 +1,353 @@
+"""What the eBPF programs and the agent cost, and how exact their counters are.
+
+Two namespaces joined by a veth pair; iperf3 TCP from one to the other.
+Throughput runs alternate, in one process and one run, between no programs
+(baseline) and every program attached on both ends (XDP in the mode ``auto``
+obtains, TC ingress and egress, both tracepoints), several repeats each; the
+medians are compared.  Two cheaper configurations are measured the same way
+for reference: XDP forced to generic (skb) mode, and TC plus tracepoints only.
+
+Per-event cost: run time per invocation of each program from the kernel's own
+BPF statistics (``BPF_ENABLE_STATS``), measured in a separate iperf3 run.
+Agent CPU: the EbpfAgent Ray actor's process (psutil), over a window with
+traffic flowing, at 1 s and at 100 ms read intervals.  Counter accuracy: the
+programs' counters against ``/sys/class/net/*/statistics`` over an iperf3 run.
+
+Metric keys (issue 7): ``throughput.baseline_gbps``, ``throughput.with_ebpf_gbps``,
+``throughput.overhead_percent``, ``agent.cpu_percent_1s``,
+``agent.cpu_percent_100ms``, ``counters.max_error_percent``, ``xdp.mode``
+(the kernel's IFLA_XDP_ATTACHED code: 1 drv, 2 skb, 3 hw; the name is in the notes).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import psutil
+import ray
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+
+from benchmarks._harness import console, parse_args, report
+from tests.integration.ebpf_net import VethPair, sh, sysfs_stats, veth_pair
+from x0tta6bl4.actors.ebpf_agent import spawn_agent
+from x0tta6bl4.actors.runtime import ensure_ray, shutdown_ray
+from x0tta6bl4.config import RaySettings
+from x0tta6bl4.ebpf import AgentConfig, Loader, Tracepoints, _sys
+
+NAME = "ebpf_overhead"
+ETH_HLEN = 14
+XDP_ATTACHED = {"drv": 1, "skb": 2, "hw": 3}
+
+
+def iperf(pair: VethPair, seconds: float, udp_mbit: int | None = None) -> float:
+    """Gbit/s received by the server in one iperf3 run from ns_a to ns_b."""
+    argv = ["iperf3", "-c", pair.ip_b, "-t", f"{seconds:g}", "-J"]
+    if udp_mbit is not None:
+        argv += ["-u", "-b", f"{udp_mbit}M"]
+    out = json.loads(sh(*argv, ns=pair.ns_a))
+    end = out["end"]
+    total = end["sum_received"] if "sum_received" in end else end["sum"]
+    return float(total["bits_per_second"]) / 1e9
+
+
+@contextmanager
+def iperf_server(pair: VethPair) -> Iterator[None]:
+    server = subprocess.Popen(
+        ["ip", "netns", "exec", pair.ns_b, "iperf3", "-s"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while "5201" not in sh("ss", "-ltn", ns=pair.ns_b):
+            if time.monotonic() > deadline:
+                raise RuntimeError("iperf3 server did not start")
+            time.sleep(0.05)
+        yield
+    finally:
+        server.kill()
+        server.wait()
+
+
+class Programs:
+    """Attach or detach a configuration of programs on both ends of the pair."""
+
+    def __init__(self, pair: VethPair, state_dir: Path) -> None:
+        self.pair = pair
+        self.loader = Loader(state_dir)
+        self.tracepoints: Tracepoints | None = None
+        self.xdp_mode = ""
+
+    def ends(self) -> tuple[tuple[str, str], ...]:
+        return ((self.pair.ns_a, self.pair.if_a), (self.pair.ns_b, self.pair.if_b))
+
+    def set(self, xdp: str | None, tc: bool, trace: bool) -> None:
+        self.clear()
+        for ns, ifname in self.ends():
+            if xdp is not None:
+                mode = self.loader.attach("xdp", ifname, xdp, netns=ns).mode
+                self.xdp_mode = self.xdp_mode if xdp != "auto" else mode
+            if tc:
+                self.loader.attach("tc", ifname, netns=ns)
+        if trace:
+            if self.tracepoints is None:
+                self.tracepoints = Tracepoints()
+            self.tracepoints.set_attached(True)
+
+    def clear(self) -> None:
+        """Nothing attached (compiled programs are kept for the next set)."""
+        self.loader.detach_all()
+        if self.tracepoints is not None:
+            self.tracepoints.set_attached(False)
+
+    def prog_ids(self) -> dict[str, int]:
+        ids = {}
+        traced = self.tracepoints.prog_ids() if self.tracepoints else []
+        for prog_id in self.loader.prog_ids() + traced:
+            ids[_sys.prog_info_by_id(prog_id).name] = prog_id
+        return ids
+
+    def close(self) -> None:
+        self.loader.close()
+        if self.tracepoints is not None:
+            self.tracepoints.close()
+
+
+CONFIGS: dict[str, tuple[str | None, bool, bool]] = {
+    "baseline": (None, False, False),
+    "with_ebpf": ("auto", True, True),
+    "xdp_skb_tc_trace": ("skb", True, True),
+    "tc_trace": (None, True, True),
+}
+
+
+def throughput(
+    programs: Programs, pair: VethPair, repeats: int, seconds: float
+) -> dict[str, list[float]]:
+    """Run every configuration ``repeats`` times, in a shuffled order; Gbit/s of every run."""
+    runs: dict[str, list[float]] = {name: [] for name in CONFIGS}
+    order = list(CONFIGS)
+    shuffle = random.Random(7)
+    for i in range(repeats):
+        shuffle.shuffle(order)  # no configuration always runs first or after the same one
+        for name in order:
+            programs.set(*CONFIGS[name])
+            gbps = iperf(pair, seconds)
+            runs[name].append(gbps)
+            console.print(f"  repeat {i + 1}/{repeats} {name:<18} {gbps:6.2f} Gbit/s")
+    programs.clear()
+    return runs
+
+
+def per_event_ns(programs: Programs, pair: VethPair, seconds: float) -> dict[str, float]:
+    """Run time per invocation of each program, from the kernel's BPF statistics."""
+    programs.set(*CONFIGS["with_ebpf"])
+    ids = programs.prog_ids()
+    with _sys.run_time_stats():
+        before = {name: _sys.prog_info_by_id(i) for name, i in ids.items()}
+        iperf(pair, seconds)
+        after = {name: _sys.prog_info_by_id(i) for name, i in ids.items()}
+    programs.clear()
+    result = {}
+    for name in ids:
+        runs = after[name].run_cnt - before[name].run_cnt
+        if runs:
+            result[name] = (after[name].run_time_ns - before[name].run_time_ns) / runs
+    return result
+
+
+def counter_error(programs: Programs, pair: VethPair, seconds: float) -> dict[str, float]:
+    """Largest relative difference between our counters and the kernel's, in percent.
+
+    A veth whose receiving end runs native XDP counts bytes without the 14-byte
+    Ethernet header; the comparison adds it back (per packet) in that mode.
+    """
+    programs.set(*CONFIGS["with_ebpf"])
+    header = ETH_HLEN if programs.xdp_mode == "drv" else 0
+
+    def ours() -> dict[tuple[str, str], list[int]]:
+        totals: dict[tuple[str, str], list[int]] = {}
+        for netns, _ifname, c in programs.loader.read_counters():
+            total = totals.setdefault((str(netns), c.hook), [0, 0])
+            total[0] += c.packets
+            total[1] += c.bytes
+        return totals
+
+    k0 = {ns: sysfs_stats(ns, i) for ns, i in programs.ends()}
+    o0 = ours()
+    iperf(pair, seconds)
+    k1 = {ns: sysfs_stats(ns, i) for ns, i in programs.ends()}
+    o1 = ours()
+    programs.clear()
+    errors: dict[str, float] = {}
+    for ns, _ifname in programs.ends():
+        k = {key: k1[ns][key] - k0[ns][key] for key in k1[ns]}
+        expected = {
+            "rx": (k["rx_packets"], k["rx_bytes"] + header * k["rx_packets"]),
+            "tx": (k["tx_packets"], k["tx_bytes"] + header * k["tx_packets"]),
+        }
+        for hook, direction in (("xdp", "rx"), ("tc_ingress", "rx"), ("tc_egress", "tx")):
+            got = [a - b for a, b in zip(o1[(ns, hook)], o0.get((ns, hook), [0, 0]), strict=True)]
+            for i, what in enumerate(("packets", "bytes")):
+                want = expected[direction][i]
+                errors[f"{ns[-1]}.{hook}.{what}"] = abs(got[i] - want) / max(want, 1) * 100
+    return errors
+
+
+def agent_cpu(pair: VethPair, interval_s: float, window_s: float, state_dir: Path) -> float:
+    """Percent of one core the EbpfAgent actor process uses while traffic flows."""
+    node_id = ray.get_runtime_context().get_node_id()
+    config = AgentConfig(netns_patterns=(pair.ns_a.rsplit("-", 1)[0] + "-*",), state_dir=state_dir)
+    agent = spawn_agent(
+        node_id,
+        config,
+        interval_s=interval_s,
+        rescan_interval_s=5.0,
+        consumer=None,
+        ray_namespace=None,
+        max_inflight=4,
+        start_timeout_s=120,
+    )
+    try:
+        report_ = ray.get(agent.start.remote(), timeout=120)
+        if "error" in report_:
+            raise RuntimeError(report_["message"])
+        pid = ray.get(agent.__ray_call__.remote(lambda _self: os.getpid()))
+        proc = psutil.Process(pid)
+        traffic = subprocess.Popen(
+            [
+                *("ip", "netns", "exec", pair.ns_a, "iperf3", "-c", pair.ip_b),
+                *("-u", "-b", "200M", "-t", f"{window_s + 4:g}"),
+            ],
+            stdout=subprocess.DEVNULL,
+        )
+        try:
+            time.sleep(2.0)  # the loop is warm and the maps have their keys
+            t0, c0 = time.monotonic(), _cpu(proc)
+            time.sleep(window_s)
+            t1, c1 = time.monotonic(), _cpu(proc)
+        finally:
+            traffic.kill()
+            traffic.wait()
+        status = ray.get(agent.status.remote())
+        console.print(
+            f"  agent at {interval_s:g} s: {status['ticks']} ticks, "
+            f"{len(status['attached'])} attachments, last loop {status['loop_s'] * 1000:.1f} ms"
+        )
+        return (c1 - c0) / (t1 - t0) * 100
+    finally:
+        ray.get(agent.stop.remote(), timeout=60)
+        ray.kill(agent)
+
+
+@ray.remote(num_cpus=0)
+class _Idle:
+    """An actor that does nothing: what any Ray actor process costs by itself."""
+
+    def pid(self) -> int:
+        return os.getpid()
+
+
+def idle_actor_cpu(window_s: float) -> float:
+    """Percent of one core an idle Ray actor process uses (the floor under the agent)."""
+    actor = _Idle.remote()  # type: ignore[attr-defined]
+    try:
+        proc = psutil.Process(ray.get(actor.pid.remote()))
+        time.sleep(2.0)
+        t0, c0 = time.monotonic(), _cpu(proc)
+        time.sleep(window_s)
+        return (_cpu(proc) - c0) / (time.monotonic() - t0) * 100
+    finally:
+        ray.kill(actor)
+
+
+def _cpu(proc: psutil.Process) -> float:
+    times = proc.cpu_times()
+    return float(times.user + times.system)
+
+
+def _timed(label: str, fn: Callable[[], Any]) -> Any:
+    started = time.monotonic()
+    result = fn()
+    console.print(f"{label}: {time.monotonic() - started:.1f} s")
+    return result
+
+
+def main() -> None:
+    args = parse_args(NAME, __doc__.splitlines()[0])
+    repeats, seconds, window = (3, 2.0, 5.0) if args.quick else (5, 10.0, 20.0)
+    state_dir = Path(tempfile.mkdtemp(prefix="x0ebpf-bench-"))
+    with veth_pair() as pair, iperf_server(pair):
+        programs = Programs(pair, state_dir)
+        try:
+            runs = _timed("throughput", lambda: throughput(programs, pair, repeats, seconds))
+            events = _timed("per-event cost", lambda: per_event_ns(programs, pair, seconds))
+            errors = _timed("counter accuracy", lambda: counter_error(programs, pair, seconds))
+        finally:
+            programs.close()
+        ensure_ray(RaySettings(dashboard=False, num_cpus=2, namespace="x0tta6bl4-bench"))
+        try:
+            cpu_1s = _timed("agent 1 s", lambda: agent_cpu(pair, 1.0, window, state_dir))
+            cpu_100ms = _timed("agent 100 ms", lambda: agent_cpu(pair, 0.1, window, state_dir))
+            cpu_idle = _timed("idle actor", lambda: idle_actor_cpu(window))
+        finally:
+            shutdown_ray()
+
+    median = {name: statistics.median(values) for name, values in runs.items()}
+    metrics: dict[str, Any] = {
+        "throughput": {
+            "baseline_gbps": median["baseline"],
+            "with_ebpf_gbps": median["with_ebpf"],
+            "overhead_percent": (1 - median["with_ebpf"] / median["baseline"]) * 100,
+            "xdp_skb_tc_trace_gbps": median["xdp_skb_tc_trace"],
+            "xdp_skb_overhead_percent": (1 - median["xdp_skb_tc_trace"] / median["baseline"]) * 100,
+            "tc_trace_gbps": median["tc_trace"],
+            "tc_trace_overhead_percent": (1 - median["tc_trace"] / median["baseline"]) * 100,
+            "baseline_min_gbps": min(runs["baseline"]),
+            "baseline_max_gbps": max(runs["baseline"]),
+            "with_ebpf_min_gbps": min(runs["with_ebpf"]),
+            "with_ebpf_max_gbps": max(runs["with_ebpf"]),
+            "repeats": repeats,
+            "seconds_per_run": seconds,
+        },
+        "per_event_ns": events,
+        "agent": {
+            "cpu_percent_1s": cpu_1s,
+            "cpu_percent_100ms": cpu_100ms,
+            "ray_idle_actor_cpu_percent": cpu_idle,
+        },
+        "counters": {"max_error_percent": max(errors.values())},
+        "xdp": {"mode": XDP_ATTACHED[programs.xdp_mode]},
+    }
+    notes = {
+        "xdp.mode": programs.xdp_mode,
+        "topology": "two network namespaces joined by one veth pair; iperf3 TCP a -> b",
+        "with_ebpf": "XDP (mode auto) + TC ingress/egress on both veth ends + kfree_skb and "
+        "tcp_retransmit_skb tracepoints",
+        "veth_native_xdp": "native XDP on a veth turns off GSO/TSO on its peer; TCP then "
+        "sends MTU-sized packets, which is most of the with_ebpf overhead",
+        "counters": "packets and bytes of xdp, tc_ingress, tc_egress on both ends vs "
+        "/sys/class/net/*/statistics; bytes corrected for veth's header-less counting "
+        "under native XDP",
+        "agent_cpu": "EbpfAgent Ray actor process CPU (user+sys) / wall, 200 Mbit/s UDP "
+        "flowing, includes Ray's own threads in that process; ray_idle_actor_cpu_percent "
+        "is an actor that does nothing, measured the same way",
+    }
+    report(NAME, args, metrics, notes=notes)
+
+
+if __name__ == "__main__":
+    main()
