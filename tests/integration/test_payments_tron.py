@@ -12,6 +12,7 @@ from tests.fakes import SHOP_TRON, FakeTronGrid, payments_settings, tron_address
 from x0tta6bl4.errors import MalformedResponseError, RateLimitedError
 from x0tta6bl4.payments import (
     Currency,
+    Order,
     OrderState,
     PaymentService,
     TransferStatus,
@@ -20,6 +21,13 @@ from x0tta6bl4.payments import (
 )
 
 PRICE = 12_500_000  # 12.5 USDT
+
+
+async def _orders(service: PaymentService, count: int) -> list[Order]:
+    """``count`` USDT-TRC20 orders at one price (each gets its own unique amount)."""
+    return [
+        await service.create_order(f"tg:{i}", "p", Currency.USDT_TRC20, PRICE) for i in range(count)
+    ]
 
 
 @pytest.fixture
@@ -117,9 +125,7 @@ async def test_two_orders_with_the_same_price_get_their_own_payment(
 async def test_same_transfer_seen_twice_and_by_two_verifiers_credits_once(
     chain: FakeTronGrid, service: PaymentService, tmp_path: Path
 ) -> None:
-    orders = [
-        await service.create_order(f"tg:{i}", "p", Currency.USDT_TRC20, PRICE) for i in range(20)
-    ]
+    orders = await _orders(service, 20)
     for order in orders:
         chain.add_transfer(SHOP_TRON, order.amount)
     chain.mine(2)
@@ -171,9 +177,7 @@ async def test_expired_then_late_payment_is_kept_as_late(
 async def test_history_pages_are_followed_by_fingerprint(
     chain: FakeTronGrid, service: PaymentService
 ) -> None:
-    orders = [
-        await service.create_order(f"tg:{i}", "p", Currency.USDT_TRC20, PRICE) for i in range(450)
-    ]
+    orders = await _orders(service, 450)
     for order in orders:
         chain.add_transfer(SHOP_TRON, order.amount)
     chain.mine(2)
@@ -255,9 +259,7 @@ async def test_background_run_credits_and_expires_by_itself(
 async def test_finality_is_found_with_few_receipts_and_failed_calls_never_count(
     chain: FakeTronGrid, service: PaymentService
 ) -> None:
-    orders = [
-        await service.create_order(f"tg:{i}", "p", Currency.USDT_TRC20, PRICE) for i in range(40)
-    ]
+    orders = await _orders(service, 40)
     for order in orders[:-1]:
         chain.add_transfer(SHOP_TRON, order.amount)
         chain.add_transfer(SHOP_TRON, order.amount + 3)  # matches nothing

@@ -70,18 +70,17 @@ class PaymentsComponent:
     def stop(self) -> None:
         """Stop and remove the verifiers, then the ledger; idempotent."""
         while self.verifiers:
-            verifier = self.verifiers.pop()
-            try:
-                ray.get(verifier.stop.remote(), timeout=_STOP_TIMEOUT_S)
-            except ray.exceptions.RayError as exc:
-                log.error("verifier_stop_failed", error=str(exc))
-            finally:
-                ray.kill(verifier)
+            _end(self.verifiers.pop(), "stop")
         if self.ledger is not None:
             ledger, self.ledger = self.ledger, None
-            try:
-                ray.get(ledger.close.remote(), timeout=_STOP_TIMEOUT_S)
-            except ray.exceptions.RayError as exc:
-                log.error("ledger_stop_failed", error=str(exc))
-            finally:
-                ray.kill(ledger)
+            _end(ledger, "close")
+
+
+def _end(actor: ActorHandle[Any], method: str) -> None:
+    """Ask ``actor`` to wind down (``method``), then remove it whatever happened."""
+    try:
+        ray.get(getattr(actor, method).remote(), timeout=_STOP_TIMEOUT_S)
+    except ray.exceptions.RayError as exc:
+        log.error("payments_actor_stop_failed", method=method, error=str(exc))
+    finally:
+        ray.kill(actor)
