@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -271,3 +272,17 @@ async def test_finality_is_found_with_few_receipts_and_failed_calls_never_count(
     states = [(await service.get_order(o.id)).state for o in orders]
     assert states == [OrderState.PAID] * 39 + [OrderState.PENDING]
     assert failed not in {p.tx_id for p in await service.ledger.payments()}
+
+
+async def test_reconcile_rescans_addresses_without_open_orders(
+    chain: FakeTronGrid, service: PaymentService
+) -> None:
+    stray = chain.add_transfer(SHOP_TRON, 5_000_000)
+    chain.mine(2)
+    assert await service.poll_all() == []  # no open order: the address is not polled
+    [record] = await service.reconcile()
+    assert (record.tx_id, record.status) == (stray, TransferStatus.UNMATCHED)
+    listing = [r for r in chain.requests if r.path.startswith("/v1/accounts/")][-1]
+    day_ago_ms = (time.time() - 86_400) * 1000
+    assert abs(int(listing.query["min_timestamp"]) - day_ago_ms) < 60_000
+    assert await service.reconcile() == [record]  # a second scan records nothing new

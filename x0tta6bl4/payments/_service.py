@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ from x0tta6bl4.payments._models import (
     utcnow,
 )
 from x0tta6bl4.payments._networks import ChainConfig, resolve
-from x0tta6bl4.payments._repository import PaymentRecord, stream_of
+from x0tta6bl4.payments._repository import PaymentRecord, StreamWork, stream_of
 from x0tta6bl4.payments._source import ChainSource
 from x0tta6bl4.payments._toncenter import ToncenterClient, TonSource
 from x0tta6bl4.payments._trongrid import TronGridClient, TronSource
@@ -184,10 +184,12 @@ class PaymentService:
             await sleep_or_stop(stop, self.settings.poll_interval_s)
 
     async def reconcile(self, since: datetime | None = None) -> list[PaymentRecord]:
-        """Re-scan every stream now and list payments matched to no order since ``since``."""
+        """Re-scan every receiving address from ``since`` (default: a day ago) and list
+        the payments that credit no order: unmatched, suspicious and extra ones."""
+        since = since or utcnow() - timedelta(days=1)
         verifier = self.verifier()
         for stream in sorted(verifier.configured):
-            await verifier.poll(stream)
+            await verifier.poll(stream, StreamWork(0, since), rescan=True)
         return await self.ledger.payments(
             since, (TransferStatus.UNMATCHED, TransferStatus.SUSPICIOUS, TransferStatus.EXTRA)
         )

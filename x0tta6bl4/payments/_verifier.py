@@ -34,6 +34,9 @@ __all__ = ["PollResult", "Verifier", "backoff_delay", "sleep_or_stop"]
 
 log = loggers.payments
 
+LEASE_TTL_S = 10.0
+"""Leases are renewed every second or so; a dead verifier's streams move on after this."""
+
 
 async def sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
     """Wait ``seconds`` or until ``stop`` is set, whichever comes first."""
@@ -112,11 +115,16 @@ class Verifier:
         self.log = log.bind(verifier=owner)
 
     async def poll(
-        self, stream: str, work: StreamWork | None = None, cursor: str | None = None
+        self,
+        stream: str,
+        work: StreamWork | None = None,
+        cursor: str | None = None,
+        rescan: bool = False,
     ) -> PollResult:
         """Poll one stream once and record what is final; errors propagate.
 
         ``cursor``: the one this verifier committed last (None: ask the ledger).
+        ``rescan``: ignore the cursor and read from ``work.since`` (reconcile).
         """
         chain, address = parse_stream(stream)
         source = self.sources.get(chain)
@@ -124,7 +132,7 @@ class Verifier:
             return PollResult(stream, error=f"no source for {chain.value}")
         if work is None:
             work = (await self.ledger.stream_work()).get(stream)
-        if cursor is None:
+        if cursor is None and not rescan:
             cursor = await self.ledger.cursor(stream)
 
         async def known(tx_ids: list[str]) -> set[str]:
@@ -140,8 +148,7 @@ class Verifier:
         work = await self.ledger.stream_work()
         streams = sorted(s for s in work if s in self.configured)
         if self.use_leases:
-            ttl = max(10.0, 3 * self.settings.idle_poll_interval_s)
-            self.held = await self.ledger.lease(self.owner, streams, ttl)
+            self.held = await self.ledger.lease(self.owner, streams, LEASE_TTL_S)
         else:
             self.held = streams
         self._work = work
