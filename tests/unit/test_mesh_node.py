@@ -221,16 +221,17 @@ class FailingSink(SpySink):
 
 
 def test_a_failing_sink_loses_nothing_and_is_retried_on_the_next_tick() -> None:
-    sim = converged(ring(4))
+    sim = converged(ring(5))
     node = sim.nodes["n0"]
     sink = FailingSink(sim.sinks["n0"].routes, failures=2)
     node.routes = sink
     node.link_event("n1", up=False)  # both the repair and the SPF result fail to install
+    assert node.counters.lfa_repairs == 1
     assert node.counters.route_errors == 2
     assert sink.routes["n1"].next_hop == "n1"
     assert node.installed == sink.routes  # the node knows what really is in place
     node.tick()
-    assert all(route.next_hop == "n3" for route in sink.routes.values())
+    assert all(route.next_hop == "n4" for route in sink.routes.values())
     assert node.installed == sink.routes
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import random
 
 import pytest
 
@@ -70,7 +71,11 @@ def test_links_count_only_when_both_ends_advertise_them() -> None:
     )
     graph, unconfirmed = lsdb.graph()
     assert unconfirmed == {"m": ["c", "ghost"]}
-    edges = {(graph.names[u], graph.names[v], c) for u, row in enumerate(graph.adj) for v, c in row}
+    edges = {
+        (graph.names[u], graph.names[v], c)
+        for u, row in enumerate(graph.adj)
+        for v, c in row.items()
+    }
     assert ("m", "c", 0.0) not in edges
     # The confirmed a-m link costs what the honest end says, not m's zero.
     assert ("a", "m", 3.0) in edges
@@ -152,7 +157,7 @@ def floyd(graph: Graph) -> list[list[float]]:
     n = len(graph)
     d = [[0.0 if i == j else math.inf for j in range(n)] for i in range(n)]
     for u, row in enumerate(graph.adj):
-        for v, c in row:
+        for v, c in row.items():
             d[u][v] = min(d[u][v], c)
     for k, i, j in itertools.product(range(n), repeat=3):
         d[i][j] = min(d[i][j], d[i][k] + d[k][j])
@@ -190,3 +195,38 @@ def test_alternates_never_loop_back_through_the_source(seed: int) -> None:
                 assert entry.next_hop not in path
             checked += 1
     assert checked > 50
+
+
+def naive(lsdb: Lsdb) -> tuple[set[tuple[str, str, float]], dict[str, list[str]]]:
+    """The two-way graph recomputed from scratch from the stored LSAs."""
+    links = {entry.lsa.origin: entry.links for entry in lsdb}
+    edges, unconfirmed = set(), {}
+    for origin, claims in links.items():
+        for neighbor, cost in claims.items():
+            back = links.get(neighbor, {}).get(origin)
+            if back is None:
+                unconfirmed.setdefault(origin, []).append(neighbor)
+            else:
+                edges.add((origin, neighbor, link_cost(cost, back)))
+    return edges, {o: sorted(n) for o, n in unconfirmed.items()}
+
+
+def test_incremental_graph_matches_a_rebuild_through_random_changes() -> None:
+    rng = random.Random(7)
+    names = [f"n{i}" for i in range(12)]
+    lsdb = Lsdb("n0", max_age_s=5.0)
+    seqs = dict.fromkeys(names, 0)
+    for step in range(400):
+        origin = rng.choice(names)
+        seqs[origin] += 1
+        claims = tuple((n, float(rng.randint(1, 3))) for n in rng.sample(names, rng.randint(0, 4)))
+        lsdb.install(Lsa(origin, seqs[origin], 0.0, claims), b"", now=step * 0.1)
+        if step % 37 == 0:
+            lsdb.age(step * 0.1)
+        graph, unconfirmed = lsdb.graph()
+        edges = {
+            (graph.names[u], graph.names[v], c)
+            for u, row in enumerate(graph.adj)
+            for v, c in row.items()
+        }
+        assert (edges, unconfirmed) == naive(lsdb), step

@@ -175,10 +175,10 @@ def test_warm_start_matches_a_cold_start() -> None:
 
 @pytest.mark.slow
 def test_thousand_node_smoke() -> None:
-    flood = measure_flood(n=1000, seed=1)
+    flood = measure_flood(n=1000, seed=1, silent=False)
     assert flood.nodes == 1000
-    assert 0 < flood.detect_virtual_ms <= 4 * 20 + 1
-    assert flood.detect_virtual_ms < flood.spread_virtual_ms < 1000
+    assert flood.detect_virtual_ms == 0  # carrier loss: both ends know at once
+    assert 0 < flood.spread_virtual_ms < 1000
     assert measure_spf(n=1000, seed=1, repeats=3) > 0
 
 

@@ -68,6 +68,11 @@ class Lsdb:
         self.max_age_s = max_age_s
         self._entries: dict[str, LsdbEntry] = {}
         self._next_expiry = -math.inf
+        # The confirmed graph, kept up to date on every change (SPF then starts at once).
+        self._names: list[str] = []
+        self._index: dict[str, int] = {}
+        self._adj: list[dict[int, float]] = []
+        self._unconfirmed: dict[str, set[str]] = {}
 
     def verdict(self, lsa: Lsa) -> Verdict:
         current = self._entries.get(lsa.origin)
@@ -87,9 +92,13 @@ class Lsdb:
         self._entries[lsa.origin] = LsdbEntry(lsa, raw, now, links)
         self._next_expiry = min(self._next_expiry, now + self.max_age_s)
         if old is None:
+            for neighbor in links:
+                self._relink(lsa.origin, neighbor)
             return Change.BETTER
         if old.links == links:
             return Change.NONE
+        for neighbor in old.links.keys() | links.keys():
+            self._relink(lsa.origin, neighbor)
         worse = any(n not in links or links[n] > cost for n, cost in old.links.items())
         return Change.WORSE if worse else Change.BETTER
 
@@ -117,7 +126,9 @@ class Lsdb:
             else:
                 oldest = min(oldest, entry.received_at)
         for origin in dead:
-            del self._entries[origin]
+            entry = self._entries.pop(origin)
+            for neighbor in entry.links:
+                self._relink(origin, neighbor)
         self._next_expiry = oldest + self.max_age_s
         return dead
 
@@ -131,19 +142,42 @@ class Lsdb:
         return origin in self._entries
 
     def graph(self, no_transit: Collection[str] = ()) -> tuple[Graph, dict[str, list[str]]]:
-        """The confirmed graph, and per origin the advertised links nobody confirms."""
-        entries = self._entries
-        names = list(entries)
-        index = {name: i for i, name in enumerate(names)}
-        adj: list[list[tuple[int, float]]] = [[] for _ in names]
-        unconfirmed: dict[str, list[str]] = {}
-        for row, (origin, entry) in zip(adj, entries.items(), strict=True):
-            for neighbor, cost in entry.links.items():
-                peer = entries.get(neighbor)
-                back = peer.links.get(origin) if peer is not None else None
-                if back is None:
-                    unconfirmed.setdefault(origin, []).append(neighbor)
-                else:
-                    row.append((index[neighbor], link_cost(cost, back)))
-        blocked = frozenset(index[name] for name in no_transit if name in index)
-        return Graph(names, index, adj, blocked), unconfirmed
+        """The confirmed graph, and per origin the advertised links nobody confirms.
+
+        The graph shares this database's live structures: use it before the next change."""
+        blocked = frozenset(self._index[name] for name in no_transit if name in self._index)
+        unconfirmed = {origin: sorted(links) for origin, links in self._unconfirmed.items()}
+        return Graph(self._names, self._index, self._adj, blocked), unconfirmed
+
+    def _relink(self, a: str, b: str) -> None:
+        """Recompute the edge a-b and whether each end's claim of it is confirmed."""
+        entry_a, entry_b = self._entries.get(a), self._entries.get(b)
+        claim_a = entry_a.links.get(b) if entry_a is not None else None
+        claim_b = entry_b.links.get(a) if entry_b is not None else None
+        if claim_a is not None and claim_b is not None:
+            i, j = self._slot(a), self._slot(b)
+            self._adj[i][j] = self._adj[j][i] = link_cost(claim_a, claim_b)
+        elif a in self._index and b in self._index:
+            # Only names with a confirmed link get a slot: claims cannot grow the graph.
+            i, j = self._index[a], self._index[b]
+            self._adj[i].pop(j, None)
+            self._adj[j].pop(i, None)
+        self._mark(a, b, claim_a is not None and claim_b is None)
+        self._mark(b, a, claim_b is not None and claim_a is None)
+
+    def _slot(self, name: str) -> int:
+        index = self._index.get(name)
+        if index is None:
+            index = self._index[name] = len(self._names)
+            self._names.append(name)
+            self._adj.append({})
+        return index
+
+    def _mark(self, origin: str, neighbor: str, unconfirmed: bool) -> None:
+        if unconfirmed:
+            self._unconfirmed.setdefault(origin, set()).add(neighbor)
+        elif origin in self._unconfirmed:
+            claims = self._unconfirmed[origin]
+            claims.discard(neighbor)
+            if not claims:
+                del self._unconfirmed[origin]

@@ -30,11 +30,12 @@ INF = math.inf
 
 @dataclass
 class Graph:
-    """Nodes ``0..n-1`` (``names[i]``) and symmetric weighted adjacency lists."""
+    """Nodes ``0..n-1`` (``names[i]``) and symmetric weighted adjacency (``adj[u][v]`` is
+    the cost of u-v).  Read-only for its users: the LSDB lends its live structures."""
 
     names: list[str]
     index: dict[str, int]
-    adj: list[list[tuple[int, float]]]
+    adj: list[dict[int, float]]
     no_transit: frozenset[int] = frozenset()
 
     @classmethod
@@ -47,12 +48,10 @@ class Graph:
         """Build from undirected ``(a, b, cost)`` edges (names sorted for stable tie-breaks)."""
         names = sorted({*nodes, *(a for a, _, _ in edges), *(b for _, b, _ in edges)})
         index = {name: i for i, name in enumerate(names)}
-        adj: list[list[tuple[int, float]]] = [[] for _ in names]
+        adj: list[dict[int, float]] = [{} for _ in names]
         for a, b, cost in edges:
-            adj[index[a]].append((index[b], cost))
-            adj[index[b]].append((index[a], cost))
-        for row in adj:
-            row.sort()
+            adj[index[a]][index[b]] = cost
+            adj[index[b]][index[a]] = cost
         return cls(names, index, adj, frozenset(index[n] for n in no_transit if n in index))
 
     def __len__(self) -> int:
@@ -67,18 +66,23 @@ def shortest_paths(graph: Graph, src: int) -> tuple[list[float], list[int]]:
     dist[src] = 0.0
     adj = graph.adj
     no_transit = graph.no_transit
-    heap: list[tuple[float, int]] = [(0.0, src)]
+    heap: list[tuple[float, int]] = []
     pop, push = heapq.heappop, heapq.heappush
+    for v, cost in adj[src].items():
+        if cost < dist[v]:
+            dist[v] = cost
+            first[v] = v
+            push(heap, (cost, v))
     while heap:
         d, u = pop(heap)
-        if d > dist[u] or (u != src and u in no_transit):
+        if d > dist[u] or (no_transit and u in no_transit):
             continue
         hop = first[u]
-        for v, cost in adj[u]:
+        for v, cost in adj[u].items():
             nd = d + cost
             if nd < dist[v]:
                 dist[v] = nd
-                first[v] = v if u == src else hop
+                first[v] = hop
                 push(heap, (nd, v))
     return dist, first
 
@@ -106,7 +110,7 @@ def routing_table(graph: Graph, source: str) -> dict[str, Entry]:
     dests = [d for d in range(len(names)) if d != s and first[d] >= 0]
     if not dests:
         return {}
-    neighbors = [v for v, _ in graph.adj[s]]
+    neighbors = list(graph.adj[s])
     row_of = {v: i for i, v in enumerate(neighbors)}
     # Dijkstra from each neighbour, on the same graph (the network's view), then the
     # RFC 5286 inequalities for all (neighbour, destination) pairs at once.
@@ -119,7 +123,7 @@ def routing_table(graph: Graph, source: str) -> dict[str, Entry]:
     loop_free = to_d < dist[:, s : s + 1] + np.asarray(dist_s)[d_idx][None, :]
     loop_free[e_row, cols] = False  # the primary next hop is no alternate
     protects = (to_d < dist[:, e_idx] + dist[e_row, d_idx][None, :]) & (d_idx != e_idx)[None, :]
-    cost = np.array([c for _, c in graph.adj[s]])[:, None] + to_d
+    cost = np.array([graph.adj[s][v] for v in neighbors])[:, None] + to_d
     best_protecting = np.where(loop_free & protects, cost, INF)
     best_any = np.where(loop_free, cost, INF)
     use_protecting = np.isfinite(best_protecting.min(axis=0))
