@@ -231,3 +231,10 @@ def test_pqc_on_a_backend_without_ml_dsa_says_what_to_do(monkeypatch: pytest.Mon
     with pytest.raises(DependencyError, match="ML-DSA") as excinfo:
         NodeKey.generate("a", pqc=True)
     assert "pqc_beacons=false" in excinfo.value.fix
+
+
+def test_pqc_needs_room_for_its_signature() -> None:
+    key = NodeKey.generate("a", pqc=True)
+    ring = Keyring({"a": key.public()})
+    with pytest.raises(ConfigError, match="at least 4096"):
+        SecureCodec(key, ring, pqc=True, max_message_bytes=2048)

@@ -30,10 +30,18 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from x0tta6bl4.config import MeshSettings
 from x0tta6bl4.errors import ConfigError, DependencyError, SecurityError
-from x0tta6bl4.mesh.wire import ED25519_SIG_BYTES, Flags, Message, encode, parse
+from x0tta6bl4.mesh.wire import (
+    ED25519_SIG_BYTES,
+    MLDSA44_SIG_BYTES,
+    Flags,
+    Message,
+    encode,
+    parse,
+)
 
 __all__ = [
     "KEYRING_FILE",
+    "PQC_MIN_MESSAGE_BYTES",
     "REASONS",
     "Keyring",
     "NodeKey",
@@ -47,6 +55,8 @@ __all__ = [
 REASONS = ("oversized", "malformed", "unsigned", "forged", "replayed", "misdirected")
 """Why a datagram was dropped; every one is counted per node."""
 KEYRING_FILE = "keyring.json"
+PQC_MIN_MESSAGE_BYTES = 4096
+"""Smallest ``mesh.max_message_bytes`` that fits hybrid signatures and an LSA."""
 _KEYRING_VERSION = 1
 
 
@@ -297,6 +307,12 @@ class SecureCodec:
             )
         if pqc and byzantine:
             _mldsa()
+            if max_message_bytes < PQC_MIN_MESSAGE_BYTES:
+                raise ConfigError(
+                    f"mesh.max_message_bytes={max_message_bytes} cannot hold an ML-DSA-44 "
+                    f"signature ({MLDSA44_SIG_BYTES} bytes) and a message",
+                    fix=f"set mesh.max_message_bytes to at least {PQC_MIN_MESSAGE_BYTES}",
+                )
             if key is None or key.mldsa44 is None:
                 raise ConfigError(
                     "mesh.pqc_beacons is on but this node has no ML-DSA key",
