@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
@@ -177,10 +177,10 @@ class EbpfSettings(_Section):
     """Load eBPF programs where bcc and privileges allow; ``doctor`` says why not."""
     interval_s: float = Field(1.0, ge=0.1, le=60)
     """How often each agent reads the maps and ships a batch (0.1 s at the fastest)."""
-    programs: list[Literal["xdp", "tc", "trace"]] = Field(
-        default_factory=lambda: ["xdp", "tc", "trace"]
-    )
-    """Programs to load: XDP and TC interface counters, drop and retransmit tracepoints."""
+    programs: list[Literal["xdp", "tc", "trace"]] = Field(default_factory=lambda: ["tc", "trace"])
+    """Programs to load (``--set ebpf.programs=xdp,tc,trace``): TC and XDP interface counters,
+    drop and retransmit tracepoints.  XDP is opt-in: native XDP on a veth turns off GSO on its
+    peer and cost 76% of TCP throughput in ``benchmarks/ebpf_overhead.py``; TC counts the same."""
     xdp_mode: Literal["auto", "hw", "drv", "skb"] = "auto"
     """``auto`` tries offload (hw), then native driver (drv), then generic (skb) mode."""
     interfaces: list[str] = Field(default_factory=list)
@@ -200,6 +200,14 @@ class EbpfSettings(_Section):
     """How long an agent may take to start on its node before that is an error (never pending)."""
     max_map_entries: int = Field(4096, ge=64, le=1_048_576)
     """Entries of each counter map (interfaces x hooks x protocols, drop keys)."""
+
+    @field_validator("programs", "interfaces", "netns_patterns", mode="before")
+    @classmethod
+    def _comma_list(cls, value: Any) -> Any:
+        """``--set ebpf.interfaces=eth0,eth1`` arrives as one string."""
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
 
 
 class MlSettings(_Section):
