@@ -6,7 +6,7 @@ the bot finds the Ledger actor when payments run on Ray too.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import ray
 from ray.actor import ActorHandle
@@ -39,7 +39,7 @@ class StorefrontComponent:
             name=STOREFRONT_NAME, namespace=ray_info.namespace
         ).remote(self.settings, ray_info.namespace)
         try:
-            report: dict[str, Any] = ray.get(actor.start.remote(), timeout=_START_TIMEOUT_S)
+            report = cast(dict[str, Any], ray.get(actor.start.remote(), timeout=_START_TIMEOUT_S))
         except ray.exceptions.RayError as exc:
             ray.kill(actor)
             raise ClusterError(
@@ -57,7 +57,7 @@ class StorefrontComponent:
         if self.actor is None:
             return {}
         try:
-            detail: dict[str, Any] = ray.get(self.actor.status.remote(), timeout=10)
+            detail = cast(dict[str, Any], ray.get(self.actor.status.remote(), timeout=10))
         except ray.exceptions.RayError as exc:
             raise ClusterError(f"the Storefront actor does not answer: {exc}") from exc
         return detail

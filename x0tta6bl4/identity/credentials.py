@@ -237,17 +237,16 @@ def load_public_key(spec: str | Path) -> Ed25519PublicKey:
 
 
 def _pem_public(path: Path, data: bytes) -> Ed25519PublicKey:
-    loaders = (
-        lambda: serialization.load_pem_public_key(data),
-        lambda: serialization.load_pem_private_key(data, password=None).public_key(),
-    )
-    for load in loaders:
+    key: object = None
+    try:
+        key = serialization.load_pem_public_key(data)
+    except (ValueError, TypeError):
         try:
-            key = load()
+            key = serialization.load_pem_private_key(data, password=None).public_key()
         except (ValueError, TypeError):
-            continue
-        if isinstance(key, Ed25519PublicKey):
-            return key
+            key = None
+    if isinstance(key, Ed25519PublicKey):
+        return key
     raise ConfigError(
         f"issuer key file {path} holds no Ed25519 key",
         fix="use the .pub file the storefront wrote next to its join key",

@@ -130,7 +130,7 @@ class Storefront:
     def _offered(self) -> list[str]:
         """The configured currencies the payments side can actually take, in order."""
         takes = {c.value for c in self.payments.currencies()}
-        offered = [c for c in self.settings.storefront.currencies if c in takes]
+        offered: list[str] = [c for c in self.settings.storefront.currencies if c in takes]
         if not offered:
             raise ConfigError(
                 f"none of storefront.currencies ({', '.join(self.settings.storefront.currencies)})"
