@@ -345,11 +345,11 @@ class Supervisor:
                 except TelemetryError as exc:
                     self.bad_batches += 1
                     log.warning("bad_batch", error=str(exc))
+                await asyncio.sleep(0)  # one batch at a time: ticks and calls go in between
             self.samples += samples
             if samples:
                 self.metrics.samples.inc(samples)
             self.metrics.batches.inc(len(batches), tags={"fate": "read"})
-            await asyncio.sleep(0)  # let ticks and calls in between large drains
 
     async def _ticker(self) -> None:
         assert self.loop is not None
