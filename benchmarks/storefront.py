@@ -160,16 +160,6 @@ class Buyer:
         assert message.edited_at is not None
         self.run.add(step, message.edited_at - queued)
 
-    async def _press_for_message(self, step: str, message: SentMessage, data: str) -> SentMessage:
-        await self._pause()
-        after, queued = len(self.tg.messages.get(self.user.id, [])), time.monotonic()
-        await self.tg.press(self.user, message, data)
-        reply = await self.tg.wait_for(
-            self._new_message(after, "chk:"), STEP_TIMEOUT_S, step, chat_id=self.user.id
-        )
-        self.run.add(step, reply.sent_at - queued)
-        return reply
-
     async def shop(self) -> None:
         if not self.storefront:
             catalog = await self._text("start", "/start")
@@ -180,13 +170,13 @@ class Buyer:
             return
         catalog = await self._text("start", "/start", "x0tta6bl4")
         await self._press_for_edit("plan", catalog, "plan:SOLO")
-        invoice = await self._press_for_message("currency", catalog, "pay:SOLO:usdt_trc20")
+        await self._press_for_edit("currency", catalog, "pay:SOLO:usdt_trc20")
         order = next(
             b["callback_data"]
-            for b in invoice.buttons()
+            for b in catalog.buttons()
             if b.get("callback_data", "")[:4] == "chk:"
         )
-        await self._press("check", invoice, order)
+        await self._press("check", catalog, order)
         await self._text("orders", "/orders", "x0")
         await self._text("help", "/help", "/orders")
 

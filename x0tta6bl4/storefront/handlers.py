@@ -201,10 +201,9 @@ async def choose_currency(
     shop.count("orders_created")
     await state.set_state(Buy.paying)
     await state.set_data({"plan": product.id, "order": order.id})
-    await flow.invoices.send(chat_id, user_id, lang, order, product)
+    menu = query.message.message_id if isinstance(query.message, Message) else None
+    await flow.invoices.send(chat_id, user_id, lang, order, product, in_place_of=menu)
     await shop.answer(query.id)
-    if isinstance(query.message, Message):
-        await shop.drop_markup(chat_id, query.message.message_id)
 
 
 async def check(

@@ -1,10 +1,10 @@
-"""The invoice a buyer sees: QR code, exact amount, address, comment, countdown.
+"""The invoice a buyer sees: exact amount, address, comment, countdown, QR code.
 
-An invoice is two messages: a QR photo (the payment URI, rendered locally)
-and a text message with the details, the wallet deep links and the "Check
-payment" button.  The text message is edited as time passes and once the
-order settles; the QR photo is deleted when the invoice closes so nobody pays
-an expired invoice by scanning it.
+An invoice is two messages: a text message with the details, the wallet deep
+links and the "Check payment" button (the currency menu turns into it), and
+below it a QR photo of the payment URI, rendered locally.  The text message
+is edited as time passes and once the order settles; the QR photo is deleted
+when the invoice closes, so nobody pays an expired invoice by scanning it.
 """
 
 from __future__ import annotations
@@ -37,9 +37,19 @@ class Invoices:
         self.shop = shop
 
     async def send(
-        self, chat_id: int, user_id: int, lang: str, order: Order, product: Product
+        self,
+        chat_id: int,
+        user_id: int,
+        lang: str,
+        order: Order,
+        product: Product,
+        in_place_of: int | None = None,
     ) -> InvoiceRecord:
-        """Show ``order`` to the buyer and remember where it is shown."""
+        """Show ``order`` to the buyer and remember where it is shown.
+
+        ``in_place_of``: a message of the bot (the currency choice) that
+        becomes the invoice text, so no stale menu stays behind.
+        """
         amount_text = format_amount(order.amount, order.currency).split()[0]
         record = InvoiceRecord(
             order_id=order.id,
@@ -56,12 +66,15 @@ class Invoices:
             created_at=order.created_at.timestamp(),
         )
         await self.shop.store.add_invoice(record)
-        return await self.show(record, order)
+        return await self.show(record, order, in_place_of)
 
-    async def show(self, record: InvoiceRecord, order: Order) -> InvoiceRecord:
-        """Send (or send again) the QR photo and the text of an open invoice."""
+    async def show(
+        self, record: InvoiceRecord, order: Order, in_place_of: int | None = None
+    ) -> InvoiceRecord:
+        """Send (or send again) the text and the QR photo of an open invoice."""
         shop = self.shop
         png = await asyncio.to_thread(qr_png, shop.payments.payment_uri(order))
+        text_id = await self._show_text(record, in_place_of)
         caption = t(
             record.lang,
             "qr_caption",
@@ -69,19 +82,23 @@ class Invoices:
             currency=t(record.lang, f"currency_{record.currency}"),
         )
         photo = await shop.send_photo(record.chat_id, png, caption)
-        text = await shop.send(
-            record.chat_id,
-            self.text(record),
-            self.keyboard(record),
-        )
-        if photo is not None and text is not None:
-            await shop.delete(record.chat_id, record.qr_message_id)
-            if record.message_id is not None:
-                await shop.drop_markup(record.chat_id, record.message_id)
-            await shop.store.set_messages(record.order_id, text.message_id, photo.message_id)
-            shop.count("invoices_shown")
-            return replace(record, message_id=text.message_id, qr_message_id=photo.message_id)
-        return record
+        if photo is None or text_id is None:
+            return record
+        await shop.delete(record.chat_id, record.qr_message_id)
+        if record.message_id is not None and record.message_id != text_id:
+            await shop.drop_markup(record.chat_id, record.message_id)
+        await shop.store.set_messages(record.order_id, text_id, photo.message_id)
+        shop.count("invoices_shown")
+        return replace(record, message_id=text_id, qr_message_id=photo.message_id)
+
+    async def _show_text(self, record: InvoiceRecord, in_place_of: int | None) -> int | None:
+        text, keyboard = self.text(record), self.keyboard(record)
+        if in_place_of is not None and await self.shop.edit(
+            record.chat_id, in_place_of, text, keyboard
+        ):
+            return in_place_of
+        message = await self.shop.send(record.chat_id, text, keyboard)
+        return None if message is None else message.message_id
 
     def text(self, record: InvoiceRecord) -> str:
         lang = record.lang
