@@ -26,7 +26,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._harness import parse_args, report
 from x0tta6bl4.mesh.topology import generate
-from x0tta6bl4.ml.evaluate import baseline_scorers, evaluate_scorer, model_scorer
+from x0tta6bl4.ml.evaluate import (
+    baseline_scorers,
+    evaluate_scorer,
+    kind_accuracy,
+    model_scorer,
+)
 from x0tta6bl4.ml.scenarios import HELDOUT_SPEC, TRAIN_SPEC, generate_case, generate_dataset
 from x0tta6bl4.ml.schema import FaultKind
 from x0tta6bl4.ml.train import TrainConfig, case_graph, fit, logits, make_samples, set_threads
@@ -65,6 +70,7 @@ def main() -> None:
     mlp, _ = fit(train_samples, TrainConfig(epochs=epochs, layers=0))
 
     ours = evaluate_scorer(model_scorer(model), held_cases, held_samples)
+    ours["kind_accuracy"] = kind_accuracy(model, held_samples)
     rows = {"mlp": evaluate_scorer(model_scorer(mlp), held_cases, held_samples)}
     for name, scorer in baseline_scorers(seed=0).items():
         rows[name] = evaluate_scorer(scorer, held_cases, held_samples, threshold_logit=None)
@@ -73,6 +79,7 @@ def main() -> None:
         "rca.ac1": ours["ac1"],
         "rca.ac3": ours["ac3"],
         "rca.avg5": ours["avg5"],
+        "rca.kind_accuracy": ours["kind_accuracy"],
         "anomaly.precision": ours["anomaly.precision"],
         "anomaly.recall": ours["anomaly.recall"],
         "anomaly.f1": ours["anomaly.f1"],

@@ -57,7 +57,7 @@ def test_trainer_trains_and_serves_on_cpu(ray_session, tmp_path):
         assert result["model_version"] == "v0001"
         assert len(result["root_causes"]) == 2
         assert all(
-            c["explanation"]["text"].startswith(f"{c['kind']} {c['entity']}:")
+            c["explanation"]["text"].startswith(f"{c['entity_type']} {c['entity']}:")
             for c in result["root_causes"]
         )
         ranked = ray.get(trainer.rank.remote(case.frame(), edges, case.label.start_s), timeout=60)

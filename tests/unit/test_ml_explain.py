@@ -38,6 +38,7 @@ def test_explanation_names_a_lossy_link():
     )
     cause = result["root_causes"][0]
     assert cause["entity"] == case.label.location
+    assert cause["kind"] == "link-loss"
     text = cause["explanation"]["text"]
     assert text.startswith(f"link {case.label.location}: ")
     assert f"loss on {case.label.location} rose" in text

@@ -11,10 +11,11 @@ import torch
 
 from x0tta6bl4.errors import MLError
 from x0tta6bl4.mesh.topology import ring
-from x0tta6bl4.ml import rank_root_causes
-from x0tta6bl4.ml.evaluate import baseline_scorers, evaluate_scorer, model_scorer
+from x0tta6bl4.ml import Analyzer, rank_root_causes
+from x0tta6bl4.ml.evaluate import baseline_scorers, evaluate_scorer, kind_accuracy, model_scorer
 from x0tta6bl4.ml.features import FEATURES
 from x0tta6bl4.ml.model import RcaGNN
+from x0tta6bl4.ml.rank import default_model
 from x0tta6bl4.ml.registry import ModelRegistry, load_checkpoint, save_checkpoint
 from x0tta6bl4.ml.scenarios import HELDOUT_SPEC, TRAIN_SPEC, generate_dataset
 from x0tta6bl4.ml.train import TrainConfig, fit, make_samples, set_threads
@@ -42,6 +43,7 @@ def test_learns_and_generalises_to_unseen_topologies():
     ours = evaluate_scorer(model_scorer(model), held, samples)
     baro = evaluate_scorer(baseline_scorers()["baro"], held, samples, threshold_logit=None)
     assert ours["ac1"] >= 0.75, ours
+    assert kind_accuracy(model, samples) >= 0.7
     assert ours["ac1"] > baro["ac1"] + 0.2, (ours["ac1"], baro["ac1"])
     assert history["cases"] == 180
 
@@ -102,6 +104,8 @@ def test_rank_root_causes_on_a_hand_made_frame():
     assert len(ranked) == 8 and 0 <= ranked[-1][1] <= ranked[0][1] <= 1
     # without a graph the links are read from the names; without a start it is estimated
     assert rank_root_causes(frame)[0][0] == "n1-n2"
+    cause = Analyzer(default_model()).analyze(frame, anomaly_start=60, top=1)["root_causes"][0]
+    assert (cause["entity"], cause["entity_type"], cause["kind"]) == ("n1-n2", "link", "link-loss")
     timed = frame.set_index(pd.date_range("2026-01-01", periods=100, freq="s"))
     assert rank_root_causes(timed, ring(4), anomaly_start=timed.index[60])[0][0] == "n1-n2"
 

@@ -210,7 +210,8 @@ def rca(
     console.print(f"model {result['model_version']}, anomaly start {result['anomaly_start']:g} s")
     for i, cause in enumerate(result["root_causes"], start=1):
         console.print(
-            f"{i}. [bold]{cause['entity']}[/] ({cause['kind']}) score {cause['score']:.3f}"
+            f"{i}. [bold]{cause['entity']}[/] {cause['kind']} "
+            f"(p {cause['kind_confidence']:.2f}) score {cause['score']:.3f}"
         )
         console.print(f"   {cause['explanation']['text']}")
     if case.label.location is not None:

@@ -11,9 +11,10 @@ from x0tta6bl4.ml.baselines import baro_scores, pagerank_scores, random_scores
 from x0tta6bl4.ml.metrics import detection_metrics, ranking_metrics
 from x0tta6bl4.ml.model import RcaGNN
 from x0tta6bl4.ml.scenarios.case import Case
-from x0tta6bl4.ml.train import Sample, logits
+from x0tta6bl4.ml.schema import FAULT_ORDER
+from x0tta6bl4.ml.train import Sample, fault_kinds, full_logits, logits
 
-__all__ = ["baseline_scorers", "evaluate_scorer", "model_scorer"]
+__all__ = ["baseline_scorers", "evaluate_scorer", "kind_accuracy", "model_scorer"]
 
 Scorer = Callable[[Case, Sample], npt.NDArray[np.float64]]
 
@@ -66,3 +67,15 @@ def evaluate_scorer(
     if threshold_logit is not None:
         out.update({f"anomaly.{k}": v for k, v in detection_metrics(flagged, truths).items()})
     return out
+
+
+def kind_accuracy(model: RcaGNN, samples: Sequence[Sample]) -> float:
+    """Share of fault cases whose fault kind the model names right at the true location."""
+    hits = total = 0
+    for sample in samples:
+        if sample.target < 0 or sample.kind < 0:
+            continue
+        names, _ = fault_kinds(full_logits(model, sample.graph), sample.graph.is_link)
+        hits += names[sample.target] == str(FAULT_ORDER[sample.kind])
+        total += 1
+    return hits / total if total else 0.0

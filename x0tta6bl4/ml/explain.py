@@ -127,7 +127,7 @@ class Explanation:
     """Why ``entity`` ranks as a root cause, as data and in words."""
 
     entity: str
-    kind: str
+    entity_type: str
     score: float
     drivers: list[Driver] = field(default_factory=list)
     neighbours: list[tuple[str, float]] = field(default_factory=list)
@@ -140,12 +140,12 @@ class Explanation:
             if self.neighbours
             else ""
         )
-        return f"{self.kind} {self.entity}: {parts}{tail}"
+        return f"{self.entity_type} {self.entity}: {parts}{tail}"
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "entity": self.entity,
-            "kind": self.kind,
+            "entity_type": self.entity_type,
             "score": round(self.score, 4),
             "drivers": [d.to_dict() for d in self.drivers],
             "neighbours": [{"entity": n, "weight": round(w, 4)} for n, w in self.neighbours],

@@ -22,7 +22,7 @@ from x0tta6bl4.ml.explain import explain
 from x0tta6bl4.ml.features import CaseGraph, featurize
 from x0tta6bl4.ml.model import RcaGNN
 from x0tta6bl4.ml.registry import DEFAULT_CHECKPOINT, load_checkpoint
-from x0tta6bl4.ml.train import logits
+from x0tta6bl4.ml.train import fault_kinds, full_logits
 
 __all__ = ["Analyzer", "GraphLike", "estimate_anomaly_start", "frame_arrays", "rank_root_causes"]
 
@@ -134,10 +134,14 @@ def rank_root_causes(
 
 @dataclass(frozen=True)
 class Ranked:
+    """One entity's verdict: type (node/link), anomaly score, root logit, likeliest fault."""
+
     entity: str
-    kind: str
+    entity_type: str
     score: float
     logit: float
+    fault: str
+    fault_p: float
 
 
 class Analyzer:
@@ -173,7 +177,9 @@ class Analyzer:
         return featurize(times, columns, values, start, graph), start
 
     def rank_graph(self, graph: CaseGraph) -> list[Ranked]:
-        out = logits(self.model, graph)
+        full = full_logits(self.model, graph)
+        out = full[:, 0]
+        faults, fault_p = fault_kinds(full, graph.is_link)
         order = np.argsort(-out, kind="stable")
         scores = 1 / (1 + np.exp(-out))
         return [
@@ -182,6 +188,8 @@ class Analyzer:
                 "link" if graph.is_link[i] else "node",
                 float(scores[i]),
                 float(out[i]),
+                faults[i],
+                float(fault_p[i]),
             )
             for i in order
         ]
@@ -194,11 +202,22 @@ class Analyzer:
     def analyze_graph(
         self, graph: CaseGraph, start: float, top: int = 3, with_explanations: bool = True
     ) -> dict[str, Any]:
-        """Plain-dict result: top root causes with explanations, anomalous entities."""
+        """Plain-dict result: top root causes with explanations, anomalous entities.
+
+        Each root cause: ``entity``, ``entity_type`` (node/link), ``kind`` (the
+        likeliest fault kind, e.g. ``link-loss``), ``kind_confidence``,
+        ``score`` (anomaly probability) and ``explanation``.
+        """
         ranked = self.rank_graph(graph)
         causes = []
         for r in ranked[:top]:
-            row: dict[str, Any] = {"entity": r.entity, "kind": r.kind, "score": round(r.score, 4)}
+            row: dict[str, Any] = {
+                "entity": r.entity,
+                "entity_type": r.entity_type,
+                "kind": r.fault,
+                "kind_confidence": round(r.fault_p, 4),
+                "score": round(r.score, 4),
+            }
             if with_explanations:
                 row["explanation"] = explain(
                     self.model, graph, graph.entities.index(r.entity), r.score, self.explain_steps

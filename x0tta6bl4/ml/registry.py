@@ -79,8 +79,14 @@ def load_checkpoint(path: Path | str) -> tuple[RcaGNN, dict[str, Any]]:
             f"checkpoint {source} was trained on other input features than this version computes",
             fix="train the model again with `x0tta6bl4 ml train`",
         )
-    model = RcaGNN(**payload["config"])
-    model.load_state_dict(payload["state_dict"])
+    try:
+        model = RcaGNN(**payload["config"])
+        model.load_state_dict(payload["state_dict"])
+    except (TypeError, RuntimeError) as exc:
+        raise MLError(
+            f"checkpoint {source} does not fit this version's model: {exc}",
+            fix="train the model again with `x0tta6bl4 ml train`",
+        ) from exc
     model.eval()
     return model, json.loads(payload.get("meta") or "{}")
 

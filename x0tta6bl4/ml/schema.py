@@ -14,6 +14,7 @@ from enum import StrEnum
 from x0tta6bl4.errors import MLError
 
 __all__ = [
+    "FAULT_ORDER",
     "LINK_FAULTS",
     "LINK_METRICS",
     "METRIC_FLOOR",
@@ -40,6 +41,15 @@ class FaultKind(StrEnum):
 NODE_FAULTS = frozenset({FaultKind.NODE_CRASH, FaultKind.NODE_OVERLOAD, FaultKind.BLACKHOLE})
 """Fault kinds whose location is a node; the others (but ``none``) sit on a link."""
 LINK_FAULTS = frozenset({FaultKind.LINK_LOSS, FaultKind.LINK_DELAY, FaultKind.CONGESTION})
+FAULT_ORDER: tuple[FaultKind, ...] = (
+    FaultKind.LINK_LOSS,
+    FaultKind.LINK_DELAY,
+    FaultKind.CONGESTION,
+    FaultKind.NODE_CRASH,
+    FaultKind.NODE_OVERLOAD,
+    FaultKind.BLACKHOLE,
+)
+"""The model's fault-kind outputs, in order (link kinds first)."""
 
 NODE_METRICS: tuple[str, ...] = (
     "cpu",  # percent busy

@@ -20,7 +20,7 @@ import pandas as pd
 
 from x0tta6bl4 import loggers
 from x0tta6bl4.config import MlSettings
-from x0tta6bl4.ml.evaluate import evaluate_scorer, model_scorer
+from x0tta6bl4.ml.evaluate import evaluate_scorer, kind_accuracy, model_scorer
 from x0tta6bl4.ml.rank import Analyzer, GraphLike, default_model
 from x0tta6bl4.ml.registry import ModelRegistry
 from x0tta6bl4.ml.scenarios.case import Case, load_case
@@ -85,12 +85,12 @@ class RcaService:
                     replace(HELDOUT_SPEC, cases=s.eval_cases, seed=HELDOUT_SPEC.seed + s.seed),
                     lambda d: notify("evaluate", d, s.eval_cases),
                 )
-                scores = evaluate_scorer(
-                    model_scorer(model), held, make_samples(held, config.jitter_s, seed=7)
-                )
+                held_samples = make_samples(held, config.jitter_s, seed=7)
+                scores = evaluate_scorer(model_scorer(model), held, held_samples)
                 metrics.update(
                     {f"heldout.{k}": v for k, v in scores.items() if k in ("ac1", "ac3", "avg5")}
                 )
+                metrics["heldout.kind_accuracy"] = kind_accuracy(model, held_samples)
             record = self.registry.register(
                 model,
                 metrics=metrics,

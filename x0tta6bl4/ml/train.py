@@ -23,8 +23,19 @@ from x0tta6bl4.mesh.topology import link_key
 from x0tta6bl4.ml.features import FEATURES, CaseGraph, featurize
 from x0tta6bl4.ml.model import RcaGNN
 from x0tta6bl4.ml.scenarios.case import Case
+from x0tta6bl4.ml.schema import FAULT_ORDER, LINK_FAULTS
 
-__all__ = ["Sample", "TrainConfig", "case_graph", "fit", "logits", "make_samples", "set_threads"]
+__all__ = [
+    "Sample",
+    "TrainConfig",
+    "case_graph",
+    "fault_kinds",
+    "fit",
+    "full_logits",
+    "logits",
+    "make_samples",
+    "set_threads",
+]
 
 
 @dataclass(frozen=True)
@@ -61,12 +72,13 @@ class TrainConfig:
 
 @dataclass
 class Sample:
-    """One case ready for the model: its features, the index of its root cause (-1: none)
-    and the anomaly start the features were computed at."""
+    """One case ready for the model: its features, the index of its root cause (-1: none),
+    the anomaly start the features were computed at and the fault's index in FAULT_ORDER."""
 
     graph: CaseGraph
     target: int
     start_s: float
+    kind: int = -1
 
 
 def set_threads(threads: int | None) -> None:
@@ -99,12 +111,20 @@ def make_samples(cases: Sequence[Case], jitter_s: float = 0.0, seed: int = 0) ->
     for case in cases:
         shift = float(rng.integers(-int(jitter_s), int(jitter_s) + 1)) if jitter_s >= 1 else 0.0
         graph = case_graph(case, shift)
-        samples.append(Sample(graph, _target(case, graph), case.label.start_s + shift))
+        kind = case.label.kind
+        samples.append(
+            Sample(
+                graph,
+                _target(case, graph),
+                case.label.start_s + shift,
+                FAULT_ORDER.index(kind) if kind in FAULT_ORDER else -1,
+            )
+        )
     return samples
 
 
-def _collate(samples: Sequence[Sample]) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    xs, edges, batch, targets = [], [], [], []
+def _collate(samples: Sequence[Sample]) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    xs, edges, batch, targets, kinds = [], [], [], [], []
     offset = 0
     for i, s in enumerate(samples):
         n = len(s.graph.entities)
@@ -112,11 +132,19 @@ def _collate(samples: Sequence[Sample]) -> tuple[Tensor, Tensor, Tensor, Tensor]
         edges.append(torch.from_numpy(s.graph.edge_index) + offset)
         batch.append(torch.full((n,), i, dtype=torch.long))
         targets.append(s.target + offset if s.target >= 0 else -1)
+        kinds.append(s.kind)
         offset += n
-    return torch.cat(xs), torch.cat(edges, dim=1), torch.cat(batch), torch.tensor(targets)
+    return (
+        torch.cat(xs),
+        torch.cat(edges, dim=1),
+        torch.cat(batch),
+        torch.tensor(targets),
+        torch.tensor(kinds),
+    )
 
 
-def _loss(out: Tensor, batch: Tensor, targets: Tensor, bce_weight: float) -> Tensor:
+def _loss(full: Tensor, batch: Tensor, targets: Tensor, kinds: Tensor, bce_weight: float) -> Tensor:
+    out = full[:, 0]
     graphs = int(batch.max()) + 1
     peak = torch.full((graphs,), -1e9).scatter_reduce(0, batch, out.detach(), "amax")
     lse = torch.zeros(graphs).index_add(0, batch, torch.exp(out - peak[batch])).log() + peak
@@ -125,7 +153,13 @@ def _loss(out: Tensor, batch: Tensor, targets: Tensor, bce_weight: float) -> Ten
     labels = torch.zeros_like(out)
     labels[targets[faulty]] = 1.0
     anomaly = torch.nn.functional.binary_cross_entropy_with_logits(out, labels)
-    return ranking + bce_weight * anomaly
+    known = faulty & (kinds >= 0)
+    kind = (
+        torch.nn.functional.cross_entropy(full[targets[known], 1:], kinds[known])
+        if known.any()
+        else out.sum() * 0
+    )
+    return ranking + bce_weight * anomaly + 0.5 * kind
 
 
 def fit(
@@ -144,7 +178,7 @@ def fit(
         raise MLError("no training cases", fix="generate some with `x0tta6bl4 ml dataset`")
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
-    model = RcaGNN(len(FEATURES), cfg.hidden, cfg.layers, cfg.dropout).to(device)
+    model = RcaGNN(len(FEATURES), cfg.hidden, cfg.layers, cfg.dropout, len(FAULT_ORDER)).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps = cfg.epochs * ((len(samples) + cfg.batch_cases - 1) // cfg.batch_cases)
     sched = torch.optim.lr_scheduler.OneCycleLR(
@@ -157,11 +191,11 @@ def fit(
         order = rng.permutation(len(samples))
         total, count = 0.0, 0
         for lo in range(0, len(order), cfg.batch_cases):
-            x, edge_index, batch, targets = _collate(
+            x, edge_index, batch, targets, kinds = _collate(
                 [samples[i] for i in order[lo : lo + cfg.batch_cases]]
             )
-            out = model(x.to(device), edge_index.to(device))
-            loss = _loss(out.cpu() if device != "cpu" else out, batch, targets, cfg.bce_weight)
+            out = model.forward_full(x.to(device), edge_index.to(device)).cpu()
+            loss = _loss(out, batch, targets, kinds, cfg.bce_weight)
             opt.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
@@ -183,6 +217,26 @@ def fit(
 
 @torch.no_grad()
 def logits(model: RcaGNN, graph: CaseGraph) -> np.ndarray:
-    """The model's logit for every entity of one case (no gradients)."""
-    out = model(torch.from_numpy(graph.x), torch.from_numpy(graph.edge_index))
+    """The model's root logit for every entity of one case (no gradients)."""
+    return full_logits(model, graph)[:, 0]
+
+
+@torch.no_grad()
+def full_logits(model: RcaGNN, graph: CaseGraph) -> np.ndarray:
+    """``[V, 1 + kinds]``: root logit and fault-kind logits of every entity."""
+    out = model.forward_full(torch.from_numpy(graph.x), torch.from_numpy(graph.edge_index))
     return out.numpy().astype(np.float64)
+
+
+def fault_kinds(full: np.ndarray, is_link: np.ndarray) -> tuple[list[str], np.ndarray]:
+    """Most likely fault kind of every entity (link kinds for links, node kinds for nodes)
+    and its probability among the kinds of that entity type."""
+    kind_logits = full[:, 1:]
+    link_mask = np.array([k in LINK_FAULTS for k in FAULT_ORDER])
+    allowed = np.where(is_link[:, None], link_mask[None], ~link_mask[None])
+    masked = np.where(allowed, kind_logits, -np.inf)
+    masked = masked - masked.max(axis=1, keepdims=True)
+    prob = np.exp(masked)
+    prob /= prob.sum(axis=1, keepdims=True)
+    best = prob.argmax(axis=1)
+    return [str(FAULT_ORDER[i]) for i in best], prob[np.arange(len(best)), best]
