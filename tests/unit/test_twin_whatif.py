@@ -253,5 +253,5 @@ def test_refuses_topologies_above_max_nodes() -> None:
 )
 def test_deep_trees_match_recomputation(scenario) -> None:
     """Paths longer than the walkers' step budget are summed by prefix sums instead."""
-    topo = _unique_costs(ring(48), 3)
+    topo = _unique_costs(ring(120), 3)
     _check(topo, {}, scenario, _after(topo, {}, scenario))

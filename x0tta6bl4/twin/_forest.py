@@ -26,7 +26,7 @@ __all__ = ["fold_or", "forest_sums", "path_loads", "row_loads", "tree_loads"]
 
 _ROW_CHUNK = 256
 """Trees handled per block in :func:`row_loads` (bounds its memory to ~chunk x n x k)."""
-_CLIMB_STEPS = 16
+_CLIMB_STEPS = 48
 """Steps walkers climb one at a time before the rest is summed by prefix sums."""
 
 
