@@ -152,8 +152,8 @@ def throughput(
     return runs
 
 
-def per_event_ns(programs: Programs, pair: VethPair, seconds: float) -> dict[str, float]:
-    """Run time per invocation of each program, from the kernel's BPF statistics."""
+def per_event(programs: Programs, pair: VethPair, seconds: float) -> dict[str, float]:
+    """Run time per invocation of each program (and how many), from the kernel's BPF stats."""
     programs.set(*CONFIGS["with_ebpf"])
     ids = programs.prog_ids()
     with _sys.run_time_stats():
@@ -161,11 +161,12 @@ def per_event_ns(programs: Programs, pair: VethPair, seconds: float) -> dict[str
         iperf(pair, seconds)
         after = {name: _sys.prog_info_by_id(i) for name, i in ids.items()}
     programs.clear()
-    result = {}
+    result: dict[str, float] = {}
     for name in ids:
         runs = after[name].run_cnt - before[name].run_cnt
         if runs:
-            result[name] = (after[name].run_time_ns - before[name].run_time_ns) / runs
+            result[f"{name}_ns"] = (after[name].run_time_ns - before[name].run_time_ns) / runs
+            result[f"{name}_runs"] = runs
     return result
 
 
@@ -294,7 +295,7 @@ def main() -> None:
         programs = Programs(pair, state_dir)
         try:
             runs = _timed("throughput", lambda: throughput(programs, pair, repeats, seconds))
-            events = _timed("per-event cost", lambda: per_event_ns(programs, pair, seconds))
+            events = _timed("per-event cost", lambda: per_event(programs, pair, seconds))
             errors = _timed("counter accuracy", lambda: counter_error(programs, pair, seconds))
         finally:
             programs.close()
@@ -323,7 +324,7 @@ def main() -> None:
             "repeats": repeats,
             "seconds_per_run": seconds,
         },
-        "per_event_ns": events,
+        "per_event": events,
         "agent": {
             "cpu_percent_1s": cpu_1s,
             "cpu_percent_100ms": cpu_100ms,

@@ -19,10 +19,11 @@ from typing import TYPE_CHECKING, Any
 
 from x0tta6bl4.actors.runtime import RayInfo, ensure_ray, shutdown_ray
 from x0tta6bl4.config import Settings, load_settings
-from x0tta6bl4.errors import MeshError
+from x0tta6bl4.errors import ClusterError, MeshError
 from x0tta6bl4.mesh.topology import Topology
 
 if TYPE_CHECKING:
+    from x0tta6bl4.actors.ebpf_app import EbpfView
     from x0tta6bl4.payments import PaymentService
 
 __all__ = ["Mesh", "TwinHandle", "connect"]
@@ -123,9 +124,36 @@ class Mesh:
         return heal_faults(self.settings, fault_id, run)
 
     @property
+    def ebpf(self) -> EbpfView:
+        """Kernel telemetry: ``mesh.ebpf.status()``, ``mesh.ebpf.latest()`` (TelemetryBatches)."""
+        from x0tta6bl4.actors.ebpf_app import EbpfView
+
+        return EbpfView(self.info.namespace)
+
+    @property
     def twin(self) -> TwinHandle:
         """The digital twin: ``mesh.twin.what_if(fail_links=["n1-n2"])``."""
         return TwinHandle(self)
+
+    def storefront(self) -> dict[str, Any]:
+        """Status of the running Telegram storefront (mode, bot, ledger, counters).
+
+        Raises :class:`ClusterError` when no ``Storefront`` actor runs
+        (start it with ``storefront.enabled``, or use ``x0tta6bl4 bot``).
+        """
+        import ray
+
+        from x0tta6bl4.actors.storefront import STOREFRONT_NAME
+
+        try:
+            actor = ray.get_actor(STOREFRONT_NAME, namespace=self.info.namespace)
+        except ValueError:
+            raise ClusterError(
+                "no Storefront actor runs in this deployment",
+                fix="run with --set storefront.enabled=true, or use `x0tta6bl4 bot`",
+            ) from None
+        status: dict[str, Any] = ray.get(actor.status.remote(), timeout=10)
+        return status
 
     def incidents(self, limit: int = 20) -> list[dict[str, Any]]:
         """The Supervisor's newest incidents (symptom, root cause, action, outcome,

@@ -18,10 +18,11 @@ import ray
 from tests.helpers import wait_for
 from tests.integration.ebpf_net import VethPair, sh, udp_blast, veth_pair
 from x0tta6bl4.actors.ebpf_agent import agent_name, spawn_agent
-from x0tta6bl4.actors.ebpf_app import EbpfComponent
+from x0tta6bl4.actors.ebpf_app import EbpfComponent, EbpfView
 from x0tta6bl4.config import load_settings
 from x0tta6bl4.ebpf import AgentConfig
 from x0tta6bl4.errors import ClusterError
+from x0tta6bl4.telemetry import TelemetryBatch
 
 pytestmark = [pytest.mark.root, pytest.mark.bpf, pytest.mark.ray]
 
@@ -65,6 +66,7 @@ def test_batches_reach_a_consumer_actor_through_the_object_store(
         overrides={
             "ebpf": {
                 "interval_s": 0.2,
+                "programs": ["xdp", "tc", "trace"],
                 "rescan_interval_s": 0.5,
                 "netns_patterns": [pair.ns_a.rsplit("-", 1)[0] + "-*"],
                 "consumer": sink_name,
@@ -96,9 +98,13 @@ def test_batches_reach_a_consumer_actor_through_the_object_store(
         assert view["ref_types"] == ["ObjectRef"], "the consumer is handed refs, not values"
         udp = view["latest"][f"iface_proto:{b}/xdp/ipv4/udp"]
         assert udp["packets"] >= 540
-        status = ray.get(agent.status.remote())
+        sdk_view = EbpfView(ray_session.namespace)  # what `mesh.ebpf` returns
+        status = sdk_view.status()[node_id]
         assert status["batches_delivered"] > 0 and status["tracepoints"]
-        assert ray.get(agent.latest.remote()), "the latest refs are kept for `ebpf top`"
+        assert {a["mode"] for a in status["attached"]} == {"drv", "clsact"}
+        latest = sdk_view.latest()
+        assert all(isinstance(b, TelemetryBatch) for b in latest)
+        assert "iface" in {b.kind for b in latest}
     finally:
         component.stop()
         component.stop()

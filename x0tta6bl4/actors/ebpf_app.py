@@ -15,13 +15,14 @@ import ray
 from ray.actor import ActorHandle
 
 from x0tta6bl4 import loggers
-from x0tta6bl4.actors.ebpf_agent import raise_reported, spawn_agent
+from x0tta6bl4.actors.ebpf_agent import agent_name, raise_reported, spawn_agent
 from x0tta6bl4.actors.runtime import RayInfo
 from x0tta6bl4.config import Settings
 from x0tta6bl4.ebpf.agent import AgentConfig
 from x0tta6bl4.errors import ClusterError, X0Error
+from x0tta6bl4.telemetry import TelemetryBatch
 
-__all__ = ["EbpfComponent"]
+__all__ = ["EbpfComponent", "EbpfView"]
 
 log = loggers.ebpf
 
@@ -104,3 +105,43 @@ class EbpfComponent:
                 log.error("ebpf_agent_stop_failed", node=node_id, error=str(exc))
             finally:
                 ray.kill(agent)
+
+
+class EbpfView:
+    """The running eBPF agents of a deployment, for scripts (``mesh.ebpf``).
+
+    Agents are found by their names (one per alive node), so this needs no
+    dashboard or state API.
+    """
+
+    def __init__(self, namespace: str, timeout_s: float = 10.0) -> None:
+        self.namespace = namespace
+        self.timeout_s = timeout_s
+
+    def agents(self) -> dict[str, ActorHandle]:
+        """Node id -> agent handle, for every alive node that runs one."""
+        found = {}
+        for node in ray.nodes():
+            if not node.get("Alive"):
+                continue
+            try:
+                found[node["NodeID"]] = ray.get_actor(
+                    agent_name(node["NodeID"]), namespace=self.namespace
+                )
+            except ValueError:
+                continue
+        return found
+
+    def status(self) -> dict[str, dict[str, Any]]:
+        """Each agent's status: attachments with their XDP modes, errors, ticks, deliveries."""
+        agents = self.agents()
+        reports = ray.get([a.status.remote() for a in agents.values()], timeout=self.timeout_s)
+        return dict(zip(agents, reports, strict=True))
+
+    def latest(self) -> list[TelemetryBatch]:
+        """The most recent batches of every agent, fetched from the object store."""
+        agents = list(self.agents().values())
+        ref_lists = ray.get([a.latest.remote() for a in agents], timeout=self.timeout_s)
+        refs = [ref for refs in ref_lists for ref in refs]
+        batches: list[TelemetryBatch] = ray.get(refs, timeout=self.timeout_s)
+        return batches

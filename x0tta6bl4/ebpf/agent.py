@@ -47,7 +47,7 @@ class Target:
 class AgentConfig:
     """What one agent attaches; built from :class:`~x0tta6bl4.config.EbpfSettings`."""
 
-    programs: tuple[str, ...] = ("xdp", "tc", "trace")
+    programs: tuple[str, ...] = ("tc", "trace")
     xdp_mode: str = "auto"
     interfaces: tuple[str, ...] = ()
     netns_patterns: tuple[str, ...] = ()

@@ -48,6 +48,7 @@ def run_checks(include_ray: bool = True) -> list[Check]:
         check_tracefs,
         check_bpf_load,
         check_xdp_tc,
+        check_ebpf_telemetry,
         check_nftables,
         check_netem,
         check_python_packages,
@@ -226,6 +227,32 @@ def check_xdp_tc() -> Check:
             "run as root with bcc and kernel headers (`make run`)",
         )
     return Check("xdp + tc", True, False, "XDP (generic) and TC clsact direct-action attach")
+
+
+def check_ebpf_telemetry() -> Check:
+    """What the eBPF agent's tracepoints need beyond a loadable program."""
+    from x0tta6bl4.ebpf.tracing import kernel_offsets, read_drop_reasons
+    from x0tta6bl4.errors import X0Error
+
+    try:
+        offsets = kernel_offsets()
+    except X0Error as exc:
+        return Check("ebpf telemetry", False, False, exc.message, exc.fix)
+    reasons = read_drop_reasons()
+    if not reasons:
+        return Check(
+            "ebpf telemetry",
+            False,
+            False,
+            "no kfree_skb drop-reason table in tracefs: drops would show as REASON_<n>",
+            "mount -t tracefs tracefs /sys/kernel/tracing (`make run` does as root)",
+        )
+    return Check(
+        "ebpf telemetry",
+        True,
+        False,
+        f"{len(offsets)} struct offsets from kernel BTF, {len(reasons)} drop reasons from tracefs",
+    )
 
 
 def check_nftables() -> Check:
