@@ -257,6 +257,7 @@ def main() -> None:
     # Transfers offered per second; 75 % are good: 300/s = 13,500 payments a minute.
     rate = 300.0 if args.quick else 400.0
     k = max(2, min(4, os.cpu_count() or 2))
+    load_before = os.getloadavg()[0]
     ensure_ray(RaySettings(dashboard=False, namespace="x0tta6bl4-bench"))
     try:
         one = run_phase(1, transfers, rate, "x0tta6bl4-bench")
@@ -285,6 +286,8 @@ def main() -> None:
     notes = {
         "load": "75 % good, 25 % adversarial transfers, streamed at a steady rate",
         "setup": "fakes run in the driver process and share the CPUs with the actors",
+        "load_average": f"1-min load {load_before:.1f} before, {os.getloadavg()[0]:.1f} after "
+        f"on {os.cpu_count()} CPUs (other work on the machine slows every figure)",
     }
     report(NAME, args, metrics, notes=notes)
     assert metrics["double_credits"] == 0, "double credit"
