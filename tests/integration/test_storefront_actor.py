@@ -15,7 +15,9 @@ from x0tta6bl4.actors.app import App
 from x0tta6bl4.actors.runtime import RayInfo
 from x0tta6bl4.actors.storefront import STOREFRONT_NAME
 from x0tta6bl4.config import RaySettings, Settings, StorefrontSettings
+from x0tta6bl4.errors import ClusterError
 from x0tta6bl4.payments import Currency, parse_amount
+from x0tta6bl4.sdk import Mesh
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
@@ -52,6 +54,8 @@ def test_storefront_actor_sells_through_the_ledger_actor(
             assert states["storefront"].state == "running", states["storefront"].error
             assert states["storefront"].detail["ledger"] == "payments-ledger"
             assert states["storefront"].detail["bot"] == "x0_test_bot"
+            sdk_view = Mesh(settings, ray_session).storefront()
+            assert sdk_view["mode"] == "polling" and sdk_view["ledger"] == "payments-ledger"
 
             buyer = FakeUser(1234)
             telegram.call(tg.send_text(buyer, "/start"))
@@ -77,3 +81,5 @@ def test_storefront_actor_sells_through_the_ledger_actor(
             app.stop()
         with pytest.raises(ValueError):
             ray.get_actor(STOREFRONT_NAME, namespace=ray_session.namespace)
+        with pytest.raises(ClusterError, match="no Storefront actor"):
+            Mesh(settings, ray_session).storefront()
