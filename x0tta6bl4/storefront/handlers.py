@@ -130,14 +130,15 @@ async def deliver(
         return
     order_id = (command.args or "").strip()
     if not _is_order_id(order_id):
-        await shop.send(message.chat.id, "/deliver ORDER_ID")
+        await shop.send(message.chat.id, t(lang, "deliver_usage"))
         return
     order = await shop.payments.get_order(order_id)
     if order.state not in (OrderState.PAID, OrderState.LATE, OrderState.UNDERPAID):
         await shop.send(message.chat.id, _settled(lang, order.state))
         return
     sent = await flow.fulfilment.deliver(order, force=True)
-    await shop.send(message.chat.id, f"{order.id}: {'delivered' if sent else 'already delivered'}")
+    key = "deliver_done" if sent else "deliver_already"
+    await shop.send(message.chat.id, t(lang, key, order=order.id))
 
 
 # Purchase ------------------------------------------------------------------

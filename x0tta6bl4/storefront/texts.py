@@ -78,6 +78,9 @@ _EN: dict[str, str] = {
     "support": "Write to {contact}, and mention your order id.",
     "support_missing": "The owner has not set a support contact yet; please try again later.",
     "admin_only": "This command is for the shop owner.",
+    "deliver_usage": "Usage: /deliver ORDER_ID (a paid, late or underpaid order).",
+    "deliver_done": "{order}: delivered.",
+    "deliver_already": "{order}: already delivered, nothing sent.",
     "stats": (
         "<b>Storefront</b>\n"
         "Orders: {orders}\n{states}\n"
@@ -172,6 +175,9 @@ _RU: dict[str, str] = {
     "support": "Напишите {contact} и укажите номер заказа.",
     "support_missing": "Владелец ещё не указал контакт поддержки; попробуйте позже.",
     "admin_only": "Эта команда только для владельца магазина.",
+    "deliver_usage": "Использование: /deliver НОМЕР_ЗАКАЗА (оплаченный, опоздавший или неполный).",
+    "deliver_done": "{order}: выдан.",
+    "deliver_already": "{order}: уже выдан, ничего не отправлено.",
     "stats": (
         "<b>Магазин</b>\n"
         "Заказов: {orders}\n{states}\n"
