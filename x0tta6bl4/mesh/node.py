@@ -29,20 +29,24 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-
-import numpy as np
 
 from x0tta6bl4 import loggers
 from x0tta6bl4.config import MeshSettings
 from x0tta6bl4.errors import ConfigError, MeshError, SecurityError
 from x0tta6bl4.mesh.byzantine import MeshEvent, UnconfirmedTracker
-from x0tta6bl4.mesh.linkmon import LinkMonitor, LinkParams, LinkState
+from x0tta6bl4.mesh.linkmon import LinkMonitor, LinkParams
 from x0tta6bl4.mesh.linkstate import Change, Lsdb, Verdict
 from x0tta6bl4.mesh.ports import Clock, Route, RouteSink, Transport
-from x0tta6bl4.mesh.security import REASONS, SecureCodec
+from x0tta6bl4.mesh.security import SecureCodec
 from x0tta6bl4.mesh.spf import Entry, routing_table
-from x0tta6bl4.mesh.topology import link_key
+from x0tta6bl4.mesh.stats import (
+    LINK_METRICS,
+    LinkSnapshot,
+    NodeCounters,
+    NodeSnapshot,
+    link_batch,
+    link_snapshots,
+)
 from x0tta6bl4.mesh.wire import Hello, Lsa, MsgType, peek
 from x0tta6bl4.telemetry import TelemetryBatch
 
@@ -56,66 +60,6 @@ FLOOD_RACE_S = 1.0
 """An older LSA at most this much older than the stored one lost a flooding race (counted
 as ``stale``); anything older is a replay (counted as rejected ``replayed``)."""
 MAX_EVENTS = 1000
-LINK_METRICS = ("up", "rtt_ms", "loss", "etx", "df", "dr")
-
-
-@dataclass
-class NodeCounters:
-    """Monotonic counters of one node (exported as Prometheus counters by the owner)."""
-
-    rejected: dict[str, int] = field(default_factory=lambda: dict.fromkeys(REASONS, 0))
-    """Dropped datagrams by reason (see :data:`~x0tta6bl4.mesh.security.REASONS`)."""
-    duplicates: int = 0
-    stale: int = 0
-    """Older LSAs that lost a flooding race (not attacks; see FLOOD_RACE_S)."""
-    lsas_accepted: int = 0
-    lsas_originated: int = 0
-    spf_runs: int = 0
-    route_changes: int = 0
-    """Routes installed, replaced or removed through the sink."""
-    route_errors: int = 0
-    heal_events: int = 0
-    """Link failures handled (each repaired at once, with or without alternates)."""
-    lfa_repairs: int = 0
-    """Destinations switched to a precomputed loop-free alternate."""
-    link_downs: int = 0
-    link_ups: int = 0
-    send_errors: int = 0
-
-    def flat(self) -> dict[str, int]:
-        """``{"rejected_forged": 3, "spf_runs": 12, ...}`` for metrics."""
-        out = {f"rejected_{reason}": count for reason, count in self.rejected.items()}
-        for name, value in vars(self).items():
-            if isinstance(value, int):
-                out[name] = value
-        return out
-
-
-@dataclass(frozen=True)
-class LinkSnapshot:
-    neighbor: str
-    state: LinkState
-    rtt_ms: float | None
-    loss: float
-    etx: float
-    df: float
-    dr: float
-    hellos_sent: int
-    hellos_received: int
-    transitions: int
-
-
-@dataclass(frozen=True)
-class NodeSnapshot:
-    node: str
-    ts: float
-    """Wall-clock seconds."""
-    links: tuple[LinkSnapshot, ...]
-    routes: dict[str, Route]
-    lsdb_size: int
-    flagged: dict[str, list[str]]
-    """Nodes this node refuses as transit: unconfirmed links (by claim) or isolated (reason)."""
-    counters: dict[str, int]
 
 
 class MeshNodeLogic:
@@ -331,27 +275,12 @@ class MeshNodeLogic:
         return events
 
     def snapshot(self) -> NodeSnapshot:
-        links = tuple(
-            LinkSnapshot(
-                neighbor,
-                m.state,
-                None if m.rtt_s is None else m.rtt_s * 1e3,
-                m.loss,
-                m.etx,
-                m.df,
-                m.dr,
-                m.hellos_sent,
-                m.hellos_received,
-                m.transitions,
-            )
-            for neighbor, m in sorted(self.monitors.items())
-        )
         flagged = dict(self.tracker.flagged)
         flagged.update({node: [reason] for node, reason in self.isolated.items()})
         return NodeSnapshot(
             self.name,
             self.codec.wall(),
-            links,
+            link_snapshots(self.monitors),
             dict(self.installed),
             len(self.lsdb),
             flagged,
@@ -359,28 +288,8 @@ class MeshNodeLogic:
         )
 
     def link_batch(self) -> TelemetryBatch:
-        """Per-link metrics (:data:`LINK_METRICS`) as one columnar batch."""
-        ts = self.codec.wall()
-        names = sorted(self.monitors)
-        rows = [
-            (
-                1.0 if m.up else 0.0,
-                math.nan if m.rtt_s is None else m.rtt_s * 1e3,
-                m.loss,
-                m.etx,
-                m.df,
-                m.dr,
-            )
-            for m in (self.monitors[n] for n in names)
-        ]
-        table = np.asarray(rows, dtype=np.float64).reshape(-1, len(LINK_METRICS))
-        return TelemetryBatch(
-            source=f"mesh:{self.name}",
-            kind="link",
-            ts=np.full(len(names), ts),
-            entity=np.asarray([link_key(self.name, n) for n in names], dtype=np.str_),
-            metrics={metric: table[:, i].copy() for i, metric in enumerate(LINK_METRICS)},
-        )
+        """Per-link metrics (:data:`~x0tta6bl4.mesh.stats.LINK_METRICS`) as one batch."""
+        return link_batch(self.name, self.monitors, self.codec.wall())
 
     # --- hellos and links ------------------------------------------------------------
 
