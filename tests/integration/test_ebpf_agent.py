@@ -5,6 +5,7 @@ for a node that does not exist fails with a clear error instead of pending forev
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import time
@@ -114,6 +115,43 @@ def test_batches_reach_a_consumer_actor_through_the_object_store(
     assert not list((tmp_path / "state").glob("*.json"))
     with pytest.raises(ValueError):
         ray.get_actor(agent_name(node_id), namespace=ray_session.namespace)
+
+
+@pytest.mark.slow
+def test_batches_reach_the_supervisor(ray_session: Any, pair: VethPair, tmp_path: Path) -> None:
+    from x0tta6bl4.actors.supervisor import spawn_supervisor
+
+    name = f"x0ebpf-supervisor-{os.getpid()}"
+    settings = load_settings(
+        overrides={
+            "data_dir": str(tmp_path / "data"),
+            "ebpf": {
+                "interval_s": 0.2,
+                "netns_patterns": [pair.ns_a.rsplit("-", 1)[0] + "-*"],
+                "consumer": name,
+                "state_dir": str(tmp_path / "state"),
+            },
+        }
+    )
+    supervisor = spawn_supervisor(settings, namespace=ray_session.namespace, name=name)
+    component = EbpfComponent(settings)
+    try:
+        component.start(ray_session)
+        udp_blast(pair.ns_a, pair.ip_b, 9, 100)
+
+        def ingested() -> dict[str, Any] | None:
+            status = ray.get(supervisor.status.remote())
+            return status if status["ingest"]["batches"] >= 5 else None
+
+        status = wait_for(ingested, 60, message="the Supervisor to read eBPF batches")
+        assert isinstance(status, dict)
+        assert status["ingest"]["bad_batches"] == 0
+        assert status["ingest"]["samples"] > 0
+    finally:
+        component.stop()
+        with contextlib.suppress(ray.exceptions.RayError):
+            ray.get(supervisor.stop.remote(), timeout=30)
+        ray.kill(supervisor)
 
 
 _DROP_RULES = """table netdev x0ebpf_{pid} {{

@@ -220,7 +220,7 @@ class EbpfAgent:
 
     async def _await_delivery(self, call: ray.ObjectRef, count: int) -> None:
         try:
-            await call
+            ack = await call
         except RayActorError:
             self.log.warning("consumer_gone", consumer=str(self._consumer))
             if not isinstance(self._consumer, str):
@@ -231,8 +231,12 @@ class EbpfAgent:
             self.log.exception("consumer_failed")
             self.metrics.batch("failed", count)
             return
-        self._delivered += count
-        self.metrics.batch("delivered", count)
+        # The Supervisor answers with an ack; batches its queue had no room for are dropped.
+        refused = int(ack.get("dropped", 0)) if isinstance(ack, dict) else 0
+        self._delivered += count - refused
+        self._dropped += refused
+        self.metrics.batch("delivered", count - refused)
+        self.metrics.batch("dropped", refused)
 
     async def latest(self) -> list[ray.ObjectRef]:
         """Refs of the most recent batches (for ``ebpf top`` and tests)."""
