@@ -45,7 +45,7 @@ def _x0(*args: str) -> subprocess.CompletedProcess[str]:
         capture_output=True,
         text=True,
         env=env,
-        timeout=60,
+        timeout=300,
     )
 
 
