@@ -22,6 +22,7 @@ import torch
 
 from x0tta6bl4.ml.features import FEATURES, PER_METRIC, SLOTS, CaseGraph
 from x0tta6bl4.ml.model import RcaGNN
+from x0tta6bl4.ml.schema import METRIC_FLOOR
 
 __all__ = ["Driver", "Explanation", "explain", "integrated_gradients"]
 
@@ -96,16 +97,14 @@ class Driver:
         b, a = self.before, self.after
         unit = _UNITS.get(self.metric, "")
         span = f"({_fmt(self.metric, b)} → {_fmt(self.metric, a)}{unit})"
-        if a > b and (b <= 0 or a / b >= 1.5):
-            ratio = a / b if b > 0 else float("inf")
+        tiny = METRIC_FLOOR.get(self.metric, 1e-3) / 100
+        if a > b and (b <= tiny or a / b >= 1.5):
+            if b <= tiny:
+                return f"{where} rose from 0 {span}"
+            return f"{where} rose {_times(a / b)} {span}"
+        if a < b and (a <= tiny or b / a >= 1.5):
             return (
-                f"{where} rose {_times(ratio)} {span}"
-                if ratio != float("inf")
-                else f"{where} rose from 0 {span}"
-            )
-        if a < b and (a <= 0 or b / a >= 1.5):
-            return (
-                f"{where} fell to 0 {span}" if a <= 1e-9 else f"{where} fell {_times(b / a)} {span}"
+                f"{where} fell to 0 {span}" if a <= tiny else f"{where} fell {_times(b / a)} {span}"
             )
         direction = "rose" if a > b else "fell"
         return f"{where} {direction} {span}"
