@@ -16,7 +16,7 @@ from x0tta6bl4.actors.ledger import spawn_ledger
 from x0tta6bl4.actors.payment_verifier import spawn_verifier
 from x0tta6bl4.actors.runtime import RayInfo
 from x0tta6bl4.config import Settings
-from x0tta6bl4.errors import ConfigError
+from x0tta6bl4.errors import ClusterError, ConfigError
 from x0tta6bl4.payments import resolve
 
 __all__ = ["PaymentsComponent", "payments_db_path"]
@@ -24,6 +24,7 @@ __all__ = ["PaymentsComponent", "payments_db_path"]
 log = loggers.payments
 
 _STOP_TIMEOUT_S = 30.0
+_START_TIMEOUT_S = 120.0
 
 
 def payments_db_path(settings: Settings) -> str:
@@ -52,17 +53,34 @@ class PaymentsComponent:
         self.verifiers = [
             spawn_verifier(payments, i, ray_info.namespace) for i in range(payments.verifiers)
         ]
+        try:
+            ray.get([v.status.remote() for v in self.verifiers], timeout=_START_TIMEOUT_S)
+        except ray.exceptions.RayError as exc:
+            self.stop()
+            raise ClusterError(
+                f"the PaymentVerifier actors did not start: {exc}",
+                fix="see their logs in the Ray dashboard; check free memory (~90 MB each)",
+            ) from exc
         log.info("payments_started", verifiers=len(self.verifiers))
 
     def status(self) -> dict[str, Any]:
         if self.ledger is None:
             return {}
-        stats = cast(dict[str, Any], ray.get(self.ledger.call.remote("stats"), timeout=10))
-        refs = [v.status.remote() for v in self.verifiers]
-        reports: list[dict[str, Any]] = ray.get(refs, timeout=10)
+        try:
+            stats = cast(dict[str, Any], ray.get(self.ledger.call.remote("stats"), timeout=10))
+            refs = [v.status.remote() for v in self.verifiers]
+            reports: list[dict[str, Any]] = ray.get(refs, timeout=10)
+        except ray.exceptions.RayError as exc:
+            raise ClusterError(
+                f"payments actors did not answer: {exc}",
+                fix="they restart by themselves; see the Ray dashboard",
+            ) from exc
+        orders = stats["orders"]
         return {
-            "orders": stats["orders"],
-            "verifiers": len(reports),
+            "pending": orders["pending"],
+            "paid": orders["paid"],
+            "late": orders["late"],
+            "verifiers": sum(1 for r in reports if r["running"]),
             "polls": sum(r["polls"] for r in reports),
             "poll_errors": sum(r["errors"] for r in reports),
         }
