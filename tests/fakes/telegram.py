@@ -536,6 +536,12 @@ class ThreadedFakeTelegram:
         self._thread.join(timeout=10)
         self.loop.close()
 
+    def __enter__(self) -> ThreadedFakeTelegram:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
 
 class _ApiError(Exception):
     def __init__(self, code: int, description: str) -> None:

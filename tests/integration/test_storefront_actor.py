@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,18 +21,11 @@ from x0tta6bl4.sdk import Mesh
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 
-@pytest.fixture
-def telegram() -> Iterator[ThreadedFakeTelegram]:
-    server = ThreadedFakeTelegram()
-    yield server
-    server.close()
-
-
 def test_storefront_actor_sells_through_the_ledger_actor(
-    ray_session: RayInfo, telegram: ThreadedFakeTelegram, tmp_path: Path
+    ray_session: RayInfo, tmp_path: Path
 ) -> None:
-    tg = telegram.fake
-    with FakeTronGrid() as tron, FakeToncenter() as ton:
+    with ThreadedFakeTelegram() as telegram, FakeTronGrid() as tron, FakeToncenter() as ton:
+        tg = telegram.fake
         settings = Settings(
             data_dir=tmp_path,
             ray=RaySettings(namespace=ray_session.namespace, dashboard=False),

@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,18 +18,9 @@ from x0tta6bl4.payments import Currency, parse_amount
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
-def telegram() -> Iterator[ThreadedFakeTelegram]:
-    server = ThreadedFakeTelegram()
-    yield server
-    server.close()
-
-
-def test_bot_command_sells_and_stops_on_sigterm(
-    telegram: ThreadedFakeTelegram, tmp_path: Path
-) -> None:
-    tg = telegram.fake
-    with FakeTronGrid() as tron, FakeToncenter() as ton:
+def test_bot_command_sells_and_stops_on_sigterm(tmp_path: Path) -> None:
+    with ThreadedFakeTelegram() as telegram, FakeTronGrid() as tron, FakeToncenter() as ton:
+        tg = telegram.fake
         env = {
             **os.environ,
             "X0_DATA_DIR": str(tmp_path),
