@@ -66,6 +66,8 @@ async def test_unpaid_invoice_expires_and_a_late_payment_reaches_the_owner(
 
         # The owner looks into it and delivers by hand.
         admin = FakeUser(ADMIN, "Owner")
+        await rig.tg.send_text(admin, "/deliver x0nosuchone")
+        await rig.tg.wait_message(ADMIN, "There is no order x0nosuchone")
         await rig.tg.send_text(admin, f"/deliver {order.id}")
         await rig.tg.wait_message(ADMIN, f"{order.id}: delivered.")
         await rig.tg.wait_message(buyer.id, "node join")

@@ -17,7 +17,7 @@ from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, ErrorEvent, InlineKeyboardMarkup, Message
 
 from x0tta6bl4 import loggers
-from x0tta6bl4.errors import PaymentError, X0Error
+from x0tta6bl4.errors import OrderStateError, PaymentError, X0Error
 from x0tta6bl4.payments import Currency, OrderState, format_amount, parse_amount
 from x0tta6bl4.storefront.fulfilment import Fulfilment
 from x0tta6bl4.storefront.invoices import Invoices
@@ -132,7 +132,11 @@ async def deliver(
     if not _is_order_id(order_id):
         await shop.send(message.chat.id, t(lang, "deliver_usage"))
         return
-    order = await shop.payments.get_order(order_id)
+    try:
+        order = await shop.payments.get_order(order_id)
+    except OrderStateError:
+        await shop.send(message.chat.id, t(lang, "deliver_unknown", order=order_id))
+        return
     if order.state not in (OrderState.PAID, OrderState.LATE, OrderState.UNDERPAID):
         await shop.send(message.chat.id, _settled(lang, order.state))
         return

@@ -80,6 +80,7 @@ _EN: dict[str, str] = {
     "admin_only": "This command is for the shop owner.",
     "deliver_usage": "Usage: /deliver ORDER_ID (a paid, late or underpaid order).",
     "deliver_done": "{order}: delivered.",
+    "deliver_unknown": "There is no order {order}.",
     "deliver_already": "{order}: already delivered, nothing sent.",
     "stats": (
         "<b>Storefront</b>\n"
@@ -177,6 +178,7 @@ _RU: dict[str, str] = {
     "admin_only": "Эта команда только для владельца магазина.",
     "deliver_usage": "Использование: /deliver НОМЕР_ЗАКАЗА (оплаченный, опоздавший или неполный).",
     "deliver_done": "{order}: выдан.",
+    "deliver_unknown": "Заказа {order} нет.",
     "deliver_already": "{order}: уже выдан, ничего не отправлено.",
     "stats": (
         "<b>Магазин</b>\n"
