@@ -58,6 +58,7 @@ NODE_METRICS: tuple[str, ...] = (
     "drop_noroute",  # packets/s dropped for lack of a route
     "retrans",  # TCP retransmits/s of flows this node sends
     "fwd_mbps",  # transit traffic forwarded, Mbit/s
+    "links_up",  # links to neighbours this node sees up
 )
 LINK_METRICS: tuple[str, ...] = (
     "rtt_ms",  # probe round-trip time
@@ -72,6 +73,7 @@ METRIC_FLOOR: dict[str, float] = {
     "drop_noroute": 1.0,
     "retrans": 1.0,
     "fwd_mbps": 2.0,
+    "links_up": 0.5,
     "rtt_ms": 0.5,
     "loss": 0.01,
     "mbps": 2.0,

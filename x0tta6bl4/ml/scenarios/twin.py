@@ -3,7 +3,8 @@
 Flows follow shortest paths; links carry the flows' traffic, so a fault shows
 where the traffic it touches goes: loss on a link cuts the throughput of every
 flow crossing it and raises retransmits at their sources; a crashed node takes
-its links down and its transit flows reroute after a convergence delay; a
+its links down (and either goes silent or, cut off, keeps reporting) and its
+transit flows reroute after a convergence delay; a
 Byzantine blackhole answers probes and reports normal counters but silently
 drops transit traffic.  Every case also carries what makes RCA hard on real
 meshes: diurnal load, AR(1) traffic noise, probe jitter, sampled loss,
@@ -229,7 +230,8 @@ def _inject(w: _World, kind: FaultKind) -> tuple[str | None, float]:
 
 def _crash(w: _World, ni: int) -> tuple[str, float]:
     name, t0 = w.names[ni], w.t0
-    w.node_dead[t0:, ni] = True
+    if w.rng.random() < 0.5:  # the node is gone; else it runs on, cut off (links or NIC dead)
+        w.node_dead[t0:, ni] = True
     for li, link in enumerate(w.topo.links):
         if name in link.ends:
             w.link_dead[t0:, li] = True
@@ -380,7 +382,10 @@ def _observe(w: _World) -> npt.NDArray[np.float64]:
     retrans = np.zeros((steps, n))
     np.add.at(retrans.T, src_ix, retrans_flow.T)
     retrans = retrans * (1 + rng.normal(0, 0.1, (steps, n))).clip(0) + rng.poisson(0.5, (steps, n))
-    nodes = np.stack([cpu, queue, drop_queue, drop_noroute, retrans, fwd], axis=2)
+    links_up = np.zeros((steps, n))
+    for side in (0, 1):
+        np.add.at(links_up.T, ends[:, side], (~w.link_dead).T.astype(float))
+    nodes = np.stack([cpu, queue, drop_queue, drop_noroute, retrans, fwd, links_up], axis=2)
     nodes[w.node_dead] = np.nan
     links = np.stack([rtt, loss, mbps], axis=2)
     values = np.concatenate([nodes.reshape(steps, -1), links.reshape(steps, -1)], axis=1)
