@@ -32,6 +32,7 @@ def test_model_scores_every_vertex(layers):
     assert f"layers={layers}" in repr(model)
 
 
+@pytest.mark.slow
 def test_learns_and_generalises_to_unseen_topologies():
     """Trained on Waxman/ring-chords meshes, scored on grids and rings it never saw."""
     train = generate_dataset(replace(TRAIN_SPEC, cases=180, max_nodes=20, seed=42))
