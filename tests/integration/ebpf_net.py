@@ -16,6 +16,7 @@ from dataclasses import dataclass
 __all__ = [
     "VethPair",
     "make_pair",
+    "nft_drop",
     "sh",
     "sysfs_stats",
     "tcp_transfer",
@@ -134,3 +135,13 @@ def tcp_transfer(pair: VethPair, nbytes: int) -> None:
     finally:
         sink.kill()
         sink.wait()
+
+
+def nft_drop(pair: VethPair, match: str) -> None:
+    """Drop what ``match`` (an nft expression) selects at ``if_b``'s ingress, in ``ns_b``."""
+    rules = (
+        f"table netdev x0ebpf_{os.getpid()} {{\n chain in {{\n"
+        f'  type filter hook ingress device "{pair.if_b}" priority 0\n'
+        f"  {match} drop\n }}\n}}\n"
+    )
+    sh("nft", "-f", "-", ns=pair.ns_b, input_text=rules)

@@ -17,7 +17,7 @@ import pytest
 import ray
 
 from tests.helpers import wait_for
-from tests.integration.ebpf_net import VethPair, sh, udp_blast, veth_pair
+from tests.integration.ebpf_net import VethPair, nft_drop, sh, udp_blast, veth_pair
 from x0tta6bl4.actors.ebpf_agent import agent_name, spawn_agent
 from x0tta6bl4.actors.ebpf_app import EbpfComponent, EbpfView
 from x0tta6bl4.config import load_settings
@@ -84,7 +84,7 @@ def test_batches_reach_a_consumer_actor_through_the_object_store(
         wait_for(lambda: component.status()["attached"] == 4, 30, message="4 attachments")
 
         udp_blast(pair.ns_a, pair.ip_b, 9, 500, size=100)
-        sh("nft", "-f", "-", ns=pair.ns_b, input_text=_DROP_RULES.format(pid=os.getpid()))
+        nft_drop(pair, "udp dport 7777")
         udp_blast(pair.ns_a, pair.ip_b, 7777, 40, size=100)
         b = f"{pair.ns_b}/{pair.if_b}"
 
@@ -154,29 +154,11 @@ def test_batches_reach_the_supervisor(ray_session: Any, pair: VethPair, tmp_path
         ray.kill(supervisor)
 
 
-_DROP_RULES = """table netdev x0ebpf_{pid} {{
-    chain in {{
-        type filter hook ingress device "x0eb" priority 0
-        udp dport 7777 drop
-    }}
-}}
-"""
-
-
 def test_agent_for_a_missing_node_fails_clearly_not_pending(ray_session: Any) -> None:
     missing = "ab" * 28
     started = time.monotonic()
     with pytest.raises(ClusterError, match=f"EbpfAgent for node {missing}") as failed:
-        spawn_agent(
-            missing,
-            AgentConfig(),
-            interval_s=1.0,
-            rescan_interval_s=5.0,
-            consumer=None,
-            ray_namespace=ray_session.namespace,
-            max_inflight=4,
-            start_timeout_s=3.0,
-        )
+        _spawn(missing, ray_session.namespace, 3.0)
     assert time.monotonic() - started < 20
     assert "node may be gone" in failed.value.fix
     wait_for(lambda: _gone(agent_name(missing), ray_session.namespace), 10, message="actor killed")
@@ -187,17 +169,21 @@ def test_agent_that_does_not_start_in_time_is_killed_with_a_timeout_error(
 ) -> None:
     node_id = ray.get_runtime_context().get_node_id()
     with pytest.raises(ClusterError, match=r"did not start within 0\.001 s"):
-        spawn_agent(
-            node_id,
-            AgentConfig(),
-            interval_s=1.0,
-            rescan_interval_s=5.0,
-            consumer=None,
-            ray_namespace=ray_session.namespace,
-            max_inflight=4,
-            start_timeout_s=0.001,
-        )
+        _spawn(node_id, ray_session.namespace, 0.001)
     wait_for(lambda: _gone(agent_name(node_id), ray_session.namespace), 10, message="killed")
+
+
+def _spawn(node_id: str, namespace: str, timeout_s: float) -> Any:
+    return spawn_agent(
+        node_id,
+        AgentConfig(),
+        interval_s=1.0,
+        rescan_interval_s=5.0,
+        consumer=None,
+        ray_namespace=namespace,
+        max_inflight=4,
+        start_timeout_s=timeout_s,
+    )
 
 
 def _gone(name: str, namespace: str) -> bool:

@@ -165,11 +165,12 @@ def test_foreign_and_live_owned_programs_are_not_taken_over(
     pair: VethPair, loader: Loader, tmp_path: Path
 ) -> None:
     from bcc import BPF
-    from pyroute2 import IPRoute
+
+    from x0tta6bl4.ebpf._netlink import rtnl
 
     foreign = BPF(text=b"int other_xdp(struct xdp_md *ctx) { return XDP_PASS; }")
     fn = foreign.load_func(b"other_xdp", BPF.XDP)
-    with IPRoute(netns=pair.ns_a, flags=0) as ipr:
+    with rtnl(pair.ns_a) as ipr:  # a socket made inside the namespace (no fork)
         index = ipr.link_lookup(ifname=pair.if_a)[0]
         ipr.link("set", index=index, xdp={"attrs": [("IFLA_XDP_FD", fn.fd), ("IFLA_XDP_FLAGS", 4)]})
         try:

@@ -3,7 +3,6 @@ namespace; TCP retransmissions appear per peer."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -11,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.helpers import wait_for
-from tests.integration.ebpf_net import VethPair, sh, udp_blast, veth_pair
+from tests.integration.ebpf_net import VethPair, nft_drop, udp_blast, veth_pair
 from x0tta6bl4.ebpf import Tracepoints, read_drop_reasons
 from x0tta6bl4.ebpf.agent import build_reading
 from x0tta6bl4.ebpf.names import Names
@@ -53,16 +52,7 @@ def test_nftables_drops_appear_by_reason_and_interface(
     names = Names(refresh_s=0.0)
     where = f"{pair.ns_b}/{pair.if_b}"
     before = _drops(tracepoints, names).get((where, "NETFILTER_DROP"), 0)
-    table = f"x0ebpf_{os.getpid()}"
-    sh(
-        "nft",
-        "-f",
-        "-",
-        ns=pair.ns_b,
-        input_text=f"table netdev {table} {{\n chain in {{\n"
-        f'  type filter hook ingress device "{pair.if_b}" priority 0\n'
-        "  udp dport 7777 drop\n }\n}\n",
-    )
+    nft_drop(pair, "udp dport 7777")
     udp_blast(pair.ns_a, pair.ip_b, 7777, 250, size=64)
     after = _drops(tracepoints, names)
     assert after[(where, "NETFILTER_DROP")] - before == 250
@@ -121,16 +111,7 @@ def test_tcp_retransmissions_appear_per_peer(pair: VethPair, tracepoints: Tracep
             text=True,
         )
         assert client.stdout is not None and client.stdout.readline().strip() == "connected"
-        table = f"x0ebpf_{os.getpid()}"
-        sh(
-            "nft",
-            "-f",
-            "-",
-            ns=pair.ns_b,
-            input_text=f"table netdev {table} {{\n chain in {{\n"
-            f'  type filter hook ingress device "{pair.if_b}" priority 0\n'
-            "  tcp dport 5201 drop\n }\n}\n",
-        )
+        nft_drop(pair, "tcp dport 5201")
         assert client.stdin is not None
         client.stdin.write("go\n")
         client.stdin.flush()

@@ -82,7 +82,7 @@ class _Metrics:
             self.batches.inc(count, tags={**self.tags, "outcome": outcome})
 
 
-@ray.remote(num_cpus=0, max_concurrency=8)
+@ray.remote(num_cpus=0, max_concurrency=8)  # type: ignore[call-overload]
 class EbpfAgent:
     """Loads the programs on its node and streams their counters (see the module doc).
 
@@ -102,7 +102,7 @@ class EbpfAgent:
         node_id: str,
         interval_s: float = 1.0,
         rescan_interval_s: float = 5.0,
-        consumer: ActorHandle | str | None = None,
+        consumer: ActorHandle[Any] | str | None = None,
         ray_namespace: str | None = None,
         max_inflight: int = 4,
     ) -> None:
@@ -117,7 +117,7 @@ class EbpfAgent:
         self._namespace = ray_namespace
         self._max_inflight = max_inflight
         self._inflight: set[asyncio.Task[Any]] = set()
-        self._latest: list[ray.ObjectRef] = []
+        self._latest: list[ray.ObjectRef[Any]] = []
         self._task: asyncio.Task[None] | None = None
         self._ticks = 0
         self._delivered = 0
@@ -188,7 +188,7 @@ class EbpfAgent:
         except Exception:
             self.log.exception("deliver_failed")
 
-    def _resolve_consumer(self) -> ActorHandle | None:
+    def _resolve_consumer(self) -> ActorHandle[Any] | None:
         if self._consumer is None or isinstance(self._consumer, ActorHandle):
             return self._consumer
         now = time.monotonic()
@@ -203,7 +203,7 @@ class EbpfAgent:
         self._consumer = handle
         return handle
 
-    def _deliver(self, refs: list[ray.ObjectRef]) -> None:
+    def _deliver(self, refs: list[ray.ObjectRef[Any]]) -> None:
         consumer = self._resolve_consumer()
         if consumer is None:
             self.metrics.batch("kept", len(refs))
@@ -218,7 +218,7 @@ class EbpfAgent:
         self._inflight.add(task)
         task.add_done_callback(self._inflight.discard)
 
-    async def _await_delivery(self, call: ray.ObjectRef, count: int) -> None:
+    async def _await_delivery(self, call: ray.ObjectRef[Any], count: int) -> None:
         try:
             ack = await call
         except RayActorError:
@@ -238,7 +238,7 @@ class EbpfAgent:
         self.metrics.batch("delivered", count - refused)
         self.metrics.batch("dropped", refused)
 
-    async def latest(self) -> list[ray.ObjectRef]:
+    async def latest(self) -> list[ray.ObjectRef[Any]]:
         """Refs of the most recent batches (for ``ebpf top`` and tests)."""
         return list(self._latest)
 
@@ -270,18 +270,18 @@ def spawn_agent(
     *,
     interval_s: float,
     rescan_interval_s: float,
-    consumer: ActorHandle | str | None,
+    consumer: ActorHandle[Any] | str | None,
     ray_namespace: str | None,
     max_inflight: int,
     start_timeout_s: float,
-) -> ActorHandle:
+) -> ActorHandle[Any]:
     """Create the agent pinned to ``node_id`` and wait until it runs there.
 
     Raises :class:`ClusterError` if it does not start within ``start_timeout_s``
     (the node is gone or cannot host it); the half-created actor is killed, so
     nothing stays pending.
     """
-    handle = EbpfAgent.options(  # type: ignore[attr-defined]
+    handle: ActorHandle[Any] = EbpfAgent.options(  # type: ignore[attr-defined]
         name=agent_name(node_id),
         namespace=ray_namespace,
         scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False),

@@ -9,7 +9,7 @@ listed in ``status()["errors"]``.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import ray
 from ray.actor import ActorHandle
@@ -36,13 +36,13 @@ class EbpfComponent:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.agents: dict[str, ActorHandle] = {}
+        self.agents: dict[str, ActorHandle[Any]] = {}
         self.errors: dict[str, str] = {}
 
     def start(self, ray_info: RayInfo) -> None:
         config = AgentConfig.from_settings(self.settings.ebpf)
         failures: list[X0Error] = []
-        for node_id in [n["NodeID"] for n in ray.nodes() if n.get("Alive")]:
+        for node_id in _alive_nodes():
             try:
                 self.agents[node_id] = self._start_node(node_id, config, ray_info.namespace)
             except X0Error as exc:
@@ -52,7 +52,7 @@ class EbpfComponent:
         if not self.agents:
             raise failures[0] if failures else ClusterError("no alive Ray node to run on")
 
-    def _start_node(self, node_id: str, config: AgentConfig, namespace: str) -> ActorHandle:
+    def _start_node(self, node_id: str, config: AgentConfig, namespace: str) -> ActorHandle[Any]:
         ebpf = self.settings.ebpf
         agent = spawn_agent(
             node_id,
@@ -65,7 +65,9 @@ class EbpfComponent:
             start_timeout_s=ebpf.start_timeout_s,
         )
         try:
-            report = ray.get(agent.start.remote(), timeout=ebpf.start_timeout_s)
+            report = cast(
+                dict[str, Any], ray.get(agent.start.remote(), timeout=ebpf.start_timeout_s)
+            )
         except ray.exceptions.RayError as exc:
             ray.kill(agent)
             raise ClusterError(
@@ -83,7 +85,7 @@ class EbpfComponent:
         faults = dict(self.errors)
         for node_id, agent in self.agents.items():
             try:
-                report = ray.get(agent.status.remote(), timeout=10)
+                report = cast(dict[str, Any], ray.get(agent.status.remote(), timeout=10))
             except (ray.exceptions.RayError, TimeoutError) as exc:
                 faults[node_id] = f"unreachable: {exc}"
                 continue
@@ -92,7 +94,7 @@ class EbpfComponent:
                 faults[f"{node_id[:8]}:{target}"] = error
         return {"agents": len(self.agents), "attached": attached, "errors": len(faults)}
 
-    def handles(self) -> dict[str, ActorHandle]:
+    def handles(self) -> dict[str, ActorHandle[Any]]:
         return dict(self.agents)
 
     def stop(self) -> None:
@@ -107,6 +109,11 @@ class EbpfComponent:
                 ray.kill(agent)
 
 
+def _alive_nodes() -> list[str]:
+    nodes: list[dict[str, Any]] = ray.nodes()  # type: ignore[no-untyped-call]
+    return [str(n["NodeID"]) for n in nodes if n.get("Alive")]
+
+
 class EbpfView:
     """The running eBPF agents of a deployment, for scripts (``mesh.ebpf``).
 
@@ -118,16 +125,12 @@ class EbpfView:
         self.namespace = namespace
         self.timeout_s = timeout_s
 
-    def agents(self) -> dict[str, ActorHandle]:
+    def agents(self) -> dict[str, ActorHandle[Any]]:
         """Node id -> agent handle, for every alive node that runs one."""
         found = {}
-        for node in ray.nodes():
-            if not node.get("Alive"):
-                continue
+        for node_id in _alive_nodes():
             try:
-                found[node["NodeID"]] = ray.get_actor(
-                    agent_name(node["NodeID"]), namespace=self.namespace
-                )
+                found[node_id] = ray.get_actor(agent_name(node_id), namespace=self.namespace)
             except ValueError:
                 continue
         return found
@@ -135,13 +138,17 @@ class EbpfView:
     def status(self) -> dict[str, dict[str, Any]]:
         """Each agent's status: attachments with their XDP modes, errors, ticks, deliveries."""
         agents = self.agents()
-        reports = ray.get([a.status.remote() for a in agents.values()], timeout=self.timeout_s)
+        reports: list[dict[str, Any]] = ray.get(
+            [a.status.remote() for a in agents.values()], timeout=self.timeout_s
+        )
         return dict(zip(agents, reports, strict=True))
 
     def latest(self) -> list[TelemetryBatch]:
         """The most recent batches of every agent, fetched from the object store."""
         agents = list(self.agents().values())
-        ref_lists = ray.get([a.latest.remote() for a in agents], timeout=self.timeout_s)
+        ref_lists: list[list[ray.ObjectRef[TelemetryBatch]]] = ray.get(
+            [a.latest.remote() for a in agents], timeout=self.timeout_s
+        )
         refs = [ref for refs in ref_lists for ref in refs]
         batches: list[TelemetryBatch] = ray.get(refs, timeout=self.timeout_s)
         return batches

@@ -30,6 +30,7 @@ from x0tta6bl4.errors import (
     KernelFeatureError,
     PrivilegeError,
     VerifierError,
+    X0Error,
 )
 
 __all__ = [
@@ -214,7 +215,7 @@ def compile_source(
     return compiled
 
 
-def _load_error(what: str, message: str, output: str) -> EbpfError:
+def _load_error(what: str, message: str, output: str) -> X0Error:
     output = output.strip()
     if "super-user" in message or "Operation not permitted" in output:
         return PrivilegeError(

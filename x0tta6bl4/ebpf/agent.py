@@ -15,6 +15,7 @@ import fnmatch
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ from x0tta6bl4.ebpf import _netlink as nl
 from x0tta6bl4.ebpf._compile import require_bcc, require_headers, require_privileges
 from x0tta6bl4.ebpf._state import DEFAULT_STATE_DIR
 from x0tta6bl4.ebpf.collector import BatchMaker, Increment, Reading
-from x0tta6bl4.ebpf.loader import Loader
+from x0tta6bl4.ebpf.loader import Attachment, Loader
 from x0tta6bl4.ebpf.names import Names, entity
 from x0tta6bl4.ebpf.programs import IfaceCount, ProgramKind
 from x0tta6bl4.ebpf.tracing import Tracepoints, drop_reason_name
@@ -158,7 +159,7 @@ class EbpfAgentLogic:
         wanted_keys = {(p.value, t.netns, t.interface) for t in wanted for p in self._programs()}
         for attachment in self.loader.attachments():
             if attachment.key not in wanted_keys:
-                self._run(attachment.key, lambda a=attachment: self._drop(a))
+                self._run(attachment.key, partial(self._drop, attachment))
         held = {a.key for a in self.loader.attachments()}
         attached = 0
         for target in wanted:
@@ -167,18 +168,14 @@ class EbpfAgentLogic:
                 if key in held:
                     continue
                 mode = self.config.xdp_mode if program is ProgramKind.XDP else "auto"
-                attached += self._run(
-                    key,
-                    lambda p=program, t=target, m=mode: self.loader.attach(
-                        p, t.interface, m, netns=t.netns
-                    ),
-                )
+                attach = partial(self.loader.attach, program, target.interface, mode)
+                attached += self._run(key, partial(attach, netns=target.netns))
         return {"targets": len(wanted), "attached_now": attached}
 
     def _programs(self) -> tuple[ProgramKind, ...]:
         return self.config.interface_programs
 
-    def _drop(self, attachment: Any) -> None:
+    def _drop(self, attachment: Attachment) -> None:
         self.loader.detach(attachment.program, attachment.interface, netns=attachment.netns)
 
     def _run(self, key: tuple[str, str | None, str], action: Callable[[], object]) -> int:

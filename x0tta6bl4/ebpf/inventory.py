@@ -11,6 +11,8 @@ import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from pyroute2 import IPRoute
+
 from x0tta6bl4.ebpf import _netlink as nl
 from x0tta6bl4.ebpf import _sys
 from x0tta6bl4.ebpf._state import AttachmentRecord, StateStore, owner_alive
@@ -60,7 +62,7 @@ def remove_recorded(record: AttachmentRecord) -> bool:
         return False
 
 
-def _remove_xdp(ipr: nl.IPRoute, link: nl.Link, record: AttachmentRecord) -> bool:
+def _remove_xdp(ipr: IPRoute, link: nl.Link, record: AttachmentRecord) -> bool:
     if not link.xdp_prog_id or link.xdp_prog_id not in record.prog_ids:
         return False
     try:
@@ -74,7 +76,7 @@ def _remove_xdp(ipr: nl.IPRoute, link: nl.Link, record: AttachmentRecord) -> boo
         os.close(fd)
 
 
-def _remove_tc(ipr: nl.IPRoute, link: nl.Link, record: AttachmentRecord) -> bool:
+def _remove_tc(ipr: IPRoute, link: nl.Link, record: AttachmentRecord) -> bool:
     removed = False
     for direction in nl.Direction:
         ours = [
@@ -145,7 +147,7 @@ def _found(
     )
 
 
-def _scan_link(ipr: nl.IPRoute, link: nl.Link, claims: _Claims) -> list[KernelAttachment]:
+def _scan_link(ipr: IPRoute, link: nl.Link, claims: _Claims) -> list[KernelAttachment]:
     result = []
     if link.xdp_prog_id:
         try:
@@ -193,14 +195,14 @@ def read_found(found: Sequence[KernelAttachment]) -> list[tuple[str | None, str,
         except _sys.BpfSyscallError:
             continue
         try:
-            info = _sys.map_info(fd)
-            if info.name not in _COUNTER_MAPS:
+            meta = _sys.map_info(fd)
+            if meta.name not in _COUNTER_MAPS:
                 continue
-            items = _sys.map_items(fd, info.key_size, info.value_size, per_cpu=True)
+            items = _sys.map_items(fd, meta.key_size, meta.value_size, per_cpu=True)
         finally:
             os.close(fd)
         for count in decode_iface(items, ncpu):
-            where = by_ifindex.get(count.ifindex)
-            if where is not None:
-                rows.append((where[0], where[1], count))
+            slot = by_ifindex.get(count.ifindex)
+            if slot is not None:
+                rows.append((slot[0], slot[1], count))
     return rows

@@ -21,6 +21,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pyroute2 import IPRoute
+
 from x0tta6bl4 import loggers
 from x0tta6bl4.ebpf import _netlink as nl
 from x0tta6bl4.ebpf import _sys
@@ -201,7 +203,7 @@ class Loader:
         return None
 
     def _attach_xdp(
-        self, ipr: nl.IPRoute, link: nl.Link, shard: _Shard, mode: nl.XdpMode
+        self, ipr: IPRoute, link: nl.Link, shard: _Shard, mode: nl.XdpMode
     ) -> Attachment:
         key = (ProgramKind.XDP.value, link.netns, link.name)
         if link.xdp_prog_id:
@@ -233,7 +235,7 @@ class Loader:
             fallbacks=tuple(fallbacks),
         )
 
-    def _clear_or_refuse_xdp(self, ipr: nl.IPRoute, link: nl.Link, claim: str | None) -> None:
+    def _clear_or_refuse_xdp(self, ipr: IPRoute, link: nl.Link, claim: str | None) -> None:
         try:
             name = _sys.prog_info_by_id(link.xdp_prog_id).name
         except _sys.BpfSyscallError:
@@ -261,7 +263,7 @@ class Loader:
             prog_id=link.xdp_prog_id,
         )
 
-    def _attach_tc(self, ipr: nl.IPRoute, link: nl.Link, shard: _Shard) -> Attachment:
+    def _attach_tc(self, ipr: IPRoute, link: nl.Link, shard: _Shard) -> Attachment:
         claim = self._claim((ProgramKind.TC.value, link.netns, link.name))
         created = False if nl.clsact_present(ipr, link.index) else nl.clsact_add(ipr, link)
         added: list[nl.Direction] = []
@@ -304,7 +306,7 @@ class Loader:
             clsact_created=created,
         )
 
-    def _still_attached(self, ipr: nl.IPRoute, attachment: Attachment, link: nl.Link) -> bool:
+    def _still_attached(self, ipr: IPRoute, attachment: Attachment, link: nl.Link) -> bool:
         if attachment.program is ProgramKind.XDP:
             return link.xdp_prog_id in attachment.prog_ids
         return all(

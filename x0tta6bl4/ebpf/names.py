@@ -62,7 +62,7 @@ class Names:
         return name if name is not None else f"netns:{inode}"
 
     def _scan_netns(self) -> dict[int, str]:
-        found = {}
+        found: dict[int, str] = {}
         try:
             entries = list(self.netns_dir.iterdir())
         except OSError:
