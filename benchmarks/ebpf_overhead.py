@@ -46,6 +46,8 @@ from x0tta6bl4.actors.ebpf_agent import spawn_agent
 from x0tta6bl4.actors.runtime import ensure_ray, shutdown_ray
 from x0tta6bl4.config import RaySettings
 from x0tta6bl4.ebpf import AgentConfig, Loader, Tracepoints, _sys
+from x0tta6bl4.ebpf._compile import require_bcc, require_privileges
+from x0tta6bl4.errors import X0Error
 
 NAME = "ebpf_overhead"
 ETH_HLEN = 14
@@ -289,6 +291,8 @@ def _timed(label: str, fn: Callable[[], Any]) -> Any:
 
 def main() -> None:
     args = parse_args(NAME, __doc__.splitlines()[0])
+    require_bcc()
+    require_privileges()
     repeats, seconds, window = (3, 2.0, 5.0) if args.quick else (5, 10.0, 20.0)
     state_dir = Path(tempfile.mkdtemp(prefix="x0ebpf-bench-"))
     with veth_pair() as pair, iperf_server(pair):
@@ -351,4 +355,8 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except X0Error as exc:  # no root, no bcc, no headers: say so and how to fix it
+        console.print(f"[bold red]error:[/] {exc.message}\n[bold]fix:[/] {exc.fix}")
+        sys.exit(1)
