@@ -294,6 +294,7 @@ def main() -> None:
     require_bcc()
     require_privileges()
     repeats, seconds, window = (3, 2.0, 5.0) if args.quick else (5, 10.0, 20.0)
+    load_before = os.getloadavg()[0]
     state_dir = Path(tempfile.mkdtemp(prefix="x0ebpf-bench-"))
     with veth_pair() as pair, iperf_server(pair):
         programs = Programs(pair, state_dir)
@@ -336,6 +337,8 @@ def main() -> None:
         },
         "counters": {"max_error_percent": max(errors.values())},
         "xdp": {"mode": XDP_ATTACHED[programs.xdp_mode]},
+        # Other work on the machine widens the throughput spread; recorded for the reader.
+        "machine": {"load_1m_before": load_before, "load_1m_after": os.getloadavg()[0]},
     }
     notes = {
         "xdp.mode": programs.xdp_mode,
