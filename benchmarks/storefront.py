@@ -55,7 +55,7 @@ from tests.fakes import SHOP_TRON, FakeTronGrid
 from tests.fakes.telegram import BOT_TOKEN, FakeTelegram, FakeUser, SentMessage
 
 NAME = "storefront"
-READY_TIMEOUT_S = 120.0
+READY_TIMEOUT_S = 300.0
 STEP_TIMEOUT_S = 60.0
 
 
@@ -247,7 +247,13 @@ async def _measure(sizes: list[int], storefront: bool, seed: int = 7) -> dict[st
     with tempfile.TemporaryDirectory(prefix="x0-bench-storefront-") as data_dir:
         proc = _storefront_process(tg, tron, data_dir) if storefront else _baseline_process(tg)
         try:
-            await tg.wait_for(lambda: tg.count("getUpdates") > 0, READY_TIMEOUT_S, "the bot")
+            await tg.wait_for(
+                lambda: tg.count("getUpdates") > 0 or proc.poll() is not None,
+                READY_TIMEOUT_S,
+                "the bot to start polling",
+            )
+            if proc.poll() is not None:
+                raise RuntimeError(f"the bot exited at start:\n{proc.stderr.read()[-2000:]}")
             bot = psutil.Process(proc.pid)
             next_user = 10_000
             for size in sizes:
