@@ -12,15 +12,21 @@ import pytest
 import ray
 
 import x0tta6bl4 as x0
-from x0tta6bl4.actors.app import App
-from x0tta6bl4.config import load_settings, parse_overrides
+from x0tta6bl4.actors.app import COMPONENTS, App
+from x0tta6bl4.config import Settings, load_settings, parse_overrides
 
 pytestmark = pytest.mark.ray
 
 
+def _metrics_only(*overrides: str) -> Settings:
+    """Settings that enable the metrics component alone: these tests are about the
+    app's mechanics; each capability's component has tests of its own."""
+    others = [f"{spec.flag}=false" for spec in COMPONENTS if spec.name != "metrics"]
+    return load_settings(overrides=parse_overrides([*others, *overrides]))
+
+
 def test_app_serves_metrics_and_stops_cleanly(ray_session) -> None:
-    settings = load_settings(overrides=parse_overrides(["metrics.port=0"]))
-    app = App(settings)
+    app = App(_metrics_only("metrics.port=0"))
     app.start()
     states = {s.name: s for s in app.status()}
     assert states["metrics"].state == "running"
@@ -34,8 +40,7 @@ def test_app_serves_metrics_and_stops_cleanly(ray_session) -> None:
 
 
 def test_disabled_component_is_reported_off(ray_session) -> None:
-    settings = load_settings(overrides=parse_overrides(["metrics.enabled=false"]))
-    with App(settings) as app:
+    with App(_metrics_only("metrics.enabled=false")) as app:
         assert {s.name: s.state for s in app.status()}["metrics"] == "off"
 
 
@@ -44,8 +49,7 @@ def test_busy_port_fails_that_component_only(ray_session) -> None:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        settings = load_settings(overrides=parse_overrides([f"metrics.port={port}"]))
-        with App(settings) as app:
+        with App(_metrics_only(f"metrics.port={port}")) as app:
             state = {s.name: s for s in app.status()}["metrics"]
             assert state.state == "failed"
             assert f"127.0.0.1:{port}" in (state.error or "")
