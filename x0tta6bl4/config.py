@@ -9,6 +9,7 @@ and :func:`describe_settings` tells which layer each value came from.
 
 from __future__ import annotations
 
+import json
 import os
 import tomllib
 from dataclasses import dataclass
@@ -389,8 +390,22 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
                 f"override {pair!r} is not of the form key=value",
                 fix="write it like --set mesh.nodes=8",
             )
-        _set_path(result, key.strip().split("."), value)
+        _set_path(result, key.strip().split("."), _parse_value(key, value))
     return result
+
+
+def _parse_value(key: str, value: str) -> Any:
+    """Lists and tables are written as JSON (``--set storefront.admin_ids=[1,2]``);
+    scalars stay strings for pydantic to validate against the field's type."""
+    if not value.lstrip().startswith(("[", "{")):
+        return value
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(
+            f"override {key}={value} is not valid JSON: {exc.msg}",
+            fix=f'write lists as JSON, e.g. --set {key}=["a","b"]',
+        ) from exc
 
 
 def load_settings(

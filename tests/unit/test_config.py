@@ -93,3 +93,10 @@ def test_bad_files_and_overrides_are_clear(tmp_path) -> None:
         load_settings(ini)
     with pytest.raises(ConfigError, match="key=value"):
         parse_overrides(["mesh.nodes"])
+
+
+def test_list_overrides_are_json() -> None:
+    settings = load_settings(overrides=parse_overrides(["storefront.admin_ids=[7, 8]"]))
+    assert settings.storefront.admin_ids == [7, 8]
+    with pytest.raises(ConfigError, match="not valid JSON"):
+        parse_overrides(["storefront.admin_ids=[7,"])
