@@ -17,13 +17,14 @@ from aiogram import Dispatcher
 from aiogram.types import BotCommand
 from aiogram.webhook.aiohttp_server import SimpleRequestHandler
 from aiohttp import web
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from x0tta6bl4 import loggers
 from x0tta6bl4.config import Settings
 from x0tta6bl4.errors import ConfigError, X0Error
 from x0tta6bl4.identity.credentials import load_or_create_issuer_key, public_key_hex
 from x0tta6bl4.payments import PaymentService
-from x0tta6bl4.storefront.catalog import load_catalog
+from x0tta6bl4.storefront.catalog import Catalog, load_catalog
 from x0tta6bl4.storefront.fulfilment import Fulfilment
 from x0tta6bl4.storefront.handlers import Flow, build_router
 from x0tta6bl4.storefront.invoices import Invoices
@@ -57,10 +58,10 @@ async def serve(
     configured ledger file and runs its verification and expiry loop too
     (the standalone ``x0tta6bl4 bot``); with one, the caller runs it.
     """
-    service = (
-        PaymentService(settings.payments, payments_db_path(settings)) if payments is None else None
-    )
-    storefront = Storefront(settings, payments or service)  # type: ignore[arg-type]
+    service: PaymentService | None = None
+    if payments is None:
+        service = payments = PaymentService(settings.payments, payments_db_path(settings))
+    storefront = Storefront(settings, payments)
     verifying = asyncio.create_task(service.run(stop)) if service is not None else None
     try:
         await storefront.start()
@@ -113,8 +114,8 @@ class Storefront:
         catalog = await asyncio.to_thread(load_catalog, sf.products_file)
         issuer = await asyncio.to_thread(load_or_create_issuer_key, join_key_path(self.settings))
         self._store = store = BotStore(state_db_path(self.settings))
-        await store.open()
         try:
+            await store.open()
             await self._start_bot(catalog, issuer, store)
         except BaseException:
             await self.stop()
@@ -139,7 +140,9 @@ class Storefront:
             )
         return offered
 
-    async def _start_bot(self, catalog: Any, issuer: Any, store: BotStore) -> None:
+    async def _start_bot(
+        self, catalog: Catalog, issuer: Ed25519PrivateKey, store: BotStore
+    ) -> None:
         sf = self.settings.storefront
         bot = make_bot(
             sf.bot_token.get_secret_value(),
