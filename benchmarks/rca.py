@@ -27,6 +27,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._harness import parse_args, report
+from x0tta6bl4.errors import MLError
 from x0tta6bl4.mesh.topology import generate
 from x0tta6bl4.ml.evaluate import (
     baseline_scorers,
@@ -99,7 +100,12 @@ def main() -> None:
     epochs = 15 if args.quick else 30
 
     # recorded first: the real mesh runs best before the CPU is busy training
-    netns_cases = [] if args.quick or os.geteuid() != 0 else _netns_cases()
+    netns_cases, netns_error = [], "quick mode, or not root"
+    if not args.quick and os.geteuid() == 0:
+        try:
+            netns_cases = _netns_cases()
+        except MLError as exc:
+            netns_error = f"recording failed: {exc.message}"
     netns_samples = make_samples(netns_cases)
     started = time.perf_counter()
     train_cases = generate_dataset(train_spec)
@@ -178,7 +184,7 @@ def main() -> None:
                 "link, links up per node; loss, link-down, node-crash via nftables) are part of "
                 "the held-out set; netns.* scores them alone"
                 if netns_cases
-                else "no netns cases in this run (quick mode, or not root)"
+                else f"no netns cases in this run ({netns_error})"
             ),
             "latency": "features from the raw metrics array + forward pass, 1 torch thread; "
             "median (key) and fastest (_min) of the repeats",

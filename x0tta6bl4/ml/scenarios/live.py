@@ -35,7 +35,7 @@ from x0tta6bl4.ml.scenarios.record import record_case
 __all__ = ["record_netns_cases", "snapshot_row"]
 
 log = loggers.ml
-_READY_TIMEOUT_S = 60.0
+_READY_TIMEOUT_S = 120.0
 
 
 def snapshot_row(snapshots: Sequence[NodeSnapshot]) -> dict[str, float]:
@@ -130,7 +130,10 @@ def record_netns_cases(
 ) -> list[Case]:
     """Record one case per fault on a netns mesh of ``topology`` (see the module doc)."""
     backend = NetnsBackend(data_dir, run_id=run_id)
-    mesh_settings = MeshSettings(byzantine=False, failover=False)
+    # slower hellos and more patience than the defaults: a recording must survive a busy host
+    mesh_settings = MeshSettings(
+        byzantine=False, failover=False, probe_interval_s=0.1, miss_threshold=5
+    )
     try:
         backend.up(topology)
     except MeshError as exc:
