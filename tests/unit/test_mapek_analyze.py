@@ -55,10 +55,15 @@ def test_most_links_of_a_node_misbehaving_blames_the_node() -> None:
     assert f"2 of {len(links)} links of n1 misbehave" in got[0].explanation
 
 
-def test_flagged_node_is_byzantine() -> None:
-    got = ANALYZER.diagnose([], {"n6": {"n5", "n7"}, "zz": {"n1"}})
+def test_lasting_flags_make_a_node_byzantine() -> None:
+    analyzer = StatisticalAnalyzer(TOPO, flag_ticks=3)
+    flags = {"n6": {"n5", "n7"}, "zz": {"n1"}}
+    assert analyzer.diagnose([], flags) == analyzer.diagnose([], flags) == []
+    got = analyzer.diagnose([], flags)
     assert _kinds(got) == {(DiagnosisKind.BYZANTINE, "n6")}
     assert got[0].confidence == pytest.approx(0.7)
+    analyzer.diagnose([], {})  # a gap restarts the count
+    assert analyzer.diagnose([], flags) == []
 
 
 def _report(symptoms):
@@ -122,3 +127,10 @@ async def test_hard_evidence_is_kept_next_to_the_model_answer() -> None:
     analyzer = TrainerAnalyzer(infer, _frame, ANALYZER)
     got = await analyzer.analyze(_report([_s("n1-n2", "rtt_ms"), _s("n6", "silent", 9.0)]), {})
     assert _kinds(got) == {(DiagnosisKind.LINK_DEGRADED, "n1-n2"), (DiagnosisKind.NODE_DOWN, "n6")}
+
+
+def test_a_down_node_flagged_for_unconfirmed_links_is_down_not_byzantine() -> None:
+    links = [link.key for link in TOPO.links if "n5" in link.ends]
+    analyzer = StatisticalAnalyzer(TOPO, flag_ticks=1)
+    got = analyzer.diagnose([_s(key, "up", 0.0) for key in links], {"n5": {"n4", "n6"}})
+    assert _kinds(got) == {(DiagnosisKind.NODE_DOWN, "n5")}

@@ -59,16 +59,24 @@ class StatisticalAnalyzer:
         topology: the mesh's nodes and links.
         z_threshold: the Monitor's threshold (confidence is measured against it).
         node_share: share of a node's links that must misbehave to blame the node.
+        flag_ticks: analyses in a row a node must be flagged before it counts as
+            Byzantine (a mesh still converging flags nodes for a moment).
     """
 
     name = "statistical"
 
     def __init__(
-        self, topology: Topology, z_threshold: float = 6.0, node_share: float = 0.5
+        self,
+        topology: Topology,
+        z_threshold: float = 6.0,
+        node_share: float = 0.5,
+        flag_ticks: int = 3,
     ) -> None:
         self.topology = topology
         self.z_threshold = z_threshold
         self.node_share = node_share
+        self.flag_ticks = flag_ticks
+        self._flag_streak: dict[str, int] = {}
 
     async def analyze(
         self, report: MonitorReport, flagged: Mapping[str, set[str]]
@@ -78,14 +86,24 @@ class StatisticalAnalyzer:
     def diagnose(
         self, symptoms: Sequence[Symptom], flagged: Mapping[str, set[str]]
     ) -> list[Diagnosis]:
+        """Root causes of one observation (call once per tick: flags must persist)."""
         by_entity: dict[str, list[Symptom]] = defaultdict(list)
         for symptom in symptoms:
             by_entity[symptom.entity].append(symptom)
-        known_nodes = set(self.topology.names)
+        known = set(self.topology.names)
         out: list[Diagnosis] = []
-        blamed: set[str] = set()
+        for node in sorted(known):
+            down = self._node_down(node, by_entity)
+            if down is not None:
+                out.append(down)
+        blamed = {d.root_cause for d in out}
+        self._flag_streak = {
+            node: self._flag_streak.get(node, 0) + 1 for node, who in flagged.items() if who
+        }
+        # A node that is down cannot confirm its links: flags on it are no evidence of lies.
         for node, reporters in sorted(flagged.items()):
-            if node in known_nodes and reporters:
+            lasting = self._flag_streak.get(node, 0) >= self.flag_ticks
+            if node in known and node not in blamed and reporters and lasting:
                 out.append(
                     Diagnosis(
                         DiagnosisKind.BYZANTINE,
@@ -97,65 +115,49 @@ class StatisticalAnalyzer:
                     )
                 )
                 blamed.add(node)
-        for node in sorted(known_nodes - blamed):
-            evidence = by_entity.get(node, [])
-            silent = [s for s in evidence if s.metric == "silent"]
-            links = [link.key for link in self.topology.links if node in link.ends]
-            bad_links = [key for key in links if key in by_entity]
-            links_down = [key for key in bad_links if any(s.metric == "up" for s in by_entity[key])]
-            if links and len(links_down) == len(links) and not silent:
-                evidence = evidence + [s for key in links_down for s in by_entity[key]]
-                out.append(
-                    self._node(
-                        DiagnosisKind.NODE_DOWN,
-                        node,
-                        evidence,
-                        0.8,
-                        f"every link of {node} went down at once",
-                    )
-                )
-            elif silent:
-                out.append(
-                    self._node(
-                        DiagnosisKind.NODE_DOWN,
-                        node,
-                        evidence,
-                        0.9,
-                        f"{node} stopped reporting {silent[0].value:.1f} s ago",
-                    )
-                )
-            elif len(bad_links) >= 2 and len(bad_links) >= self.node_share * len(links):
-                evidence = evidence + [s for key in bad_links for s in by_entity[key]]
-                out.append(
-                    self._node(
-                        DiagnosisKind.NODE_DEGRADED,
-                        node,
-                        evidence,
-                        None,
-                        f"{len(bad_links)} of {len(links)} links of {node} misbehave",
-                    )
-                )
-            elif evidence:
-                out.append(
-                    self._node(
-                        DiagnosisKind.NODE_DEGRADED,
-                        node,
-                        evidence,
-                        None,
-                        f"{node}'s own metrics left their baselines",
-                    )
-                )
-            else:
-                continue
-            blamed.add(node)
+        for node in sorted(known - blamed):
+            degraded = self._node_degraded(node, by_entity)
+            if degraded is not None:
+                out.append(degraded)
+                blamed.add(node)
         for key, evidence in sorted(by_entity.items()):
-            ends = link_ends(key, known_nodes)
+            ends = link_ends(key, known)
             if ends is None or not self.topology.has_link(*ends) or blamed & set(ends):
                 continue
             down = any(s.metric == "up" and s.value == 0.0 for s in evidence)
             kind = DiagnosisKind.LINK_DOWN if down else DiagnosisKind.LINK_DEGRADED
             out.append(self._node(kind, key, evidence, None, f"link {key} misbehaves"))
         return out
+
+    def _links(self, node: str) -> list[str]:
+        return [link.key for link in self.topology.links if node in link.ends]
+
+    def _node_down(self, node: str, by_entity: Mapping[str, list[Symptom]]) -> Diagnosis | None:
+        evidence = list(by_entity.get(node, ()))
+        silent = [s for s in evidence if s.metric == "silent"]
+        if silent:
+            summary = f"{node} stopped reporting {silent[0].value:.1f} s ago"
+            return self._node(DiagnosisKind.NODE_DOWN, node, evidence, 0.9, summary)
+        links = self._links(node)
+        down = [k for k in links if any(s.metric == "up" for s in by_entity.get(k, ()))]
+        if links and len(down) == len(links):
+            evidence += [s for key in down for s in by_entity[key]]
+            summary = f"every link of {node} went down at once"
+            return self._node(DiagnosisKind.NODE_DOWN, node, evidence, 0.8, summary)
+        return None
+
+    def _node_degraded(self, node: str, by_entity: Mapping[str, list[Symptom]]) -> Diagnosis | None:
+        evidence = list(by_entity.get(node, ()))
+        links = self._links(node)
+        bad = [key for key in links if key in by_entity]
+        if len(bad) >= 2 and len(bad) >= self.node_share * len(links):
+            evidence += [s for key in bad for s in by_entity[key]]
+            summary = f"{len(bad)} of {len(links)} links of {node} misbehave"
+            return self._node(DiagnosisKind.NODE_DEGRADED, node, evidence, None, summary)
+        if evidence:
+            summary = f"{node}'s own metrics left their baselines"
+            return self._node(DiagnosisKind.NODE_DEGRADED, node, evidence, None, summary)
+        return None
 
     def _node(
         self,
