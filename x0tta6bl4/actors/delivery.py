@@ -34,7 +34,7 @@ class BatchDelivery:
 
     def __init__(
         self,
-        consumer: ActorHandle | str | None,
+        consumer: ActorHandle[Any] | str | None,
         namespace: str | None,
         log: Any,
         max_inflight: int = 4,
@@ -48,7 +48,7 @@ class BatchDelivery:
         self._looked_at = -math.inf
         self._inflight: set[asyncio.Task[None]] = set()
 
-    def _resolve(self) -> ActorHandle | None:
+    def _resolve(self) -> ActorHandle[Any] | None:
         if self.handle is not None or self.name is None:
             return self.handle
         now = time.monotonic()
@@ -62,7 +62,7 @@ class BatchDelivery:
         self.log.info("consumer_found", consumer=self.name)
         return self.handle
 
-    def send(self, refs: list[ray.ObjectRef]) -> str:
+    def send(self, refs: list[ray.ObjectRef[Any]]) -> str:
         """Start delivering ``refs``; returns ``kept`` (no consumer), ``dropped`` or ``sent``."""
         consumer = self._resolve()
         if consumer is None:
@@ -76,7 +76,7 @@ class BatchDelivery:
         task.add_done_callback(self._inflight.discard)
         return "sent"
 
-    async def _await(self, call: ray.ObjectRef, count: int) -> None:
+    async def _await(self, call: ray.ObjectRef[Any], count: int) -> None:
         try:
             await call
         except RayActorError:

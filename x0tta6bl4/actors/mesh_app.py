@@ -58,7 +58,7 @@ class MeshComponent:
         self.topology = topology or generate(mesh.topology, mesh.nodes, seed=mesh.seed)
         self.kind = resolve_backend(settings)
         self.backend: Any = None
-        self.actors: dict[str, ActorHandle] = {}
+        self.actors: dict[str, ActorHandle[Any]] = {}
         self.specs: dict[str, NodeSpec] = {}
         self.run_id: str | None = None
         self.started_s: float | None = None
@@ -155,10 +155,10 @@ class MeshComponent:
 
     def heal(self, fault_id: str | None = None) -> list[str]:
         if self.kind == "sim":
-            healed = [f"sim:{f.kind.value}" for f in list(self.backend.faults)]
+            undone = [f"sim:{f.kind.value}" for f in list(self.backend.faults)]
             for fault in list(self.backend.faults):
                 self.backend.heal(fault)
-            return healed
+            return undone
         healed: list[str] = self.backend.faults.heal(fault_id)
         return healed
 
@@ -172,11 +172,13 @@ class MeshComponent:
                 "nodes": len(self.topology),
                 "converged": bool(sim and sim.topology and sim.converged()),
             }
-        refs = {name: actor.status.remote() for name, actor in self.actors.items()}
+        refs: list[ray.ObjectRef[dict[str, Any]]] = [
+            actor.status.remote() for actor in self.actors.values()
+        ]
         running = routes = 0
-        for ref in refs.values():
+        for ref in refs:
             try:
-                report = ray.get(ref, timeout=5)
+                report: dict[str, Any] = ray.get(ref, timeout=5)
             except (ray.exceptions.RayError, TimeoutError):
                 continue
             running += bool(report["running"])

@@ -102,7 +102,7 @@ class MeshNode:
         self,
         spec: NodeSpec,
         settings: Settings,
-        consumer: ActorHandle | str | None = None,
+        consumer: ActorHandle[Any] | str | None = None,
         ray_namespace: str | None = None,
     ) -> None:
         loggers.configure_logging("json", settings.log.level)
@@ -112,7 +112,7 @@ class MeshNode:
         self.metrics = _Metrics(spec.name)
         self.log = log.bind(node=spec.name)
         self.delivery = BatchDelivery(consumer, ray_namespace, self.log)
-        self._latest: list[ray.ObjectRef] = []
+        self._latest: list[ray.ObjectRef[Any]] = []
         self._node_batch = BatchBuilder(f"mesh:{spec.name}", "node", _NODE_METRICS)
         loop = asyncio.get_running_loop()
         self._start = loop.create_task(self._start_service())
@@ -149,7 +149,7 @@ class MeshNode:
     def snapshot(self) -> NodeSnapshot:
         return self.service.snapshot()
 
-    def latest(self) -> list[ray.ObjectRef]:
+    def latest(self) -> list[ray.ObjectRef[Any]]:
         """Refs of the most recent telemetry batches (for tests and ``mesh status``)."""
         return list(self._latest)
 
@@ -212,19 +212,21 @@ def spawn_node(
     run_id: str,
     *,
     ray_namespace: str | None,
-    consumer: ActorHandle | str | None = None,
-) -> ActorHandle:
+    consumer: ActorHandle[Any] | str | None = None,
+) -> ActorHandle[Any]:
     """Create the MeshNode actor of ``spec``, pinned to ``spec.ray_node_id`` (or this node)."""
     node_id = spec.ray_node_id or ray.get_runtime_context().get_node_id()
-    return MeshNode.options(  # type: ignore[attr-defined]
+    handle: ActorHandle[Any] = MeshNode.options(  # type: ignore[attr-defined]
         name=actor_name(run_id, spec.name),
         namespace=ray_namespace,
         scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False),
     ).remote(spec, settings, consumer, ray_namespace)
+    return handle
 
 
-def wait_ready(handles: dict[str, ActorHandle], timeout_s: float) -> dict[str, dict[str, Any]]:
-    """Wait until every node runs; kills them all and raises ClusterError/MeshError if not."""
+def wait_ready(handles: dict[str, ActorHandle[Any]], timeout_s: float) -> dict[str, dict[str, Any]]:
+    """Wait until every node runs, or raise ClusterError (too slow) / MeshError (a start failed);
+    the caller stops what did start."""
     refs = {name: handle.ready.remote() for name, handle in handles.items()}
     try:
         return dict(zip(refs, ray.get(list(refs.values()), timeout=timeout_s), strict=True))
@@ -234,7 +236,7 @@ def wait_ready(handles: dict[str, ActorHandle], timeout_s: float) -> dict[str, d
             fix="check `ray status` (CPU/memory for the actors) or raise mesh.start_timeout_s",
         ) from exc
     except ray.exceptions.RayTaskError as exc:
-        cause = exc.as_instanceof_cause()
+        cause = exc.as_instanceof_cause()  # type: ignore[no-untyped-call]
         if isinstance(cause, MeshError):
             raise cause from exc
         raise ClusterError(f"a mesh node failed to start: {exc}") from exc

@@ -236,7 +236,8 @@ class FaultInjector:
     def _apply(self, fault_id: str, fault: Fault, on: bool) -> None:
         kind = fault.kind
         if kind is FaultKind.LINK_DOWN:
-            self.backend.set_link(*fault.targets, up=not on)
+            a, b = fault.targets
+            self.backend.set_link(a, b, up=not on)
         elif kind is FaultKind.NODE_CRASH:
             held = self._held_down(exclude=fault_id)
             for a, b in self._cut_links(fault):

@@ -102,7 +102,8 @@ class HostBackend:
         if ray_nodes is None:
             import ray
 
-            ray_nodes = {n["NodeManagerAddress"]: n["NodeID"] for n in ray.nodes() if n["Alive"]}
+            alive = [n for n in ray.nodes() if n["Alive"]]  # type: ignore[no-untyped-call]
+            ray_nodes = {n["NodeManagerAddress"]: n["NodeID"] for n in alive}
         missing = [n.name for n in self.nodes.values() if n.ray_ip not in ray_nodes]
         if missing:
             raise MeshError(

@@ -25,6 +25,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from pyroute2 import IPRoute
@@ -52,7 +53,7 @@ class NextHop:
     gateway: str
 
 
-def _translate(exc: NetlinkError, what: str, **context: Any) -> MeshError:
+def _translate(exc: NetlinkError, what: str, **context: Any) -> MeshError | PrivilegeError:
     code = exc.code
     text = f"{what}: {exc.args[1] if len(exc.args) > 1 else exc} (errno {code})"
     if code in (errno.EPERM, errno.EACCES):
@@ -201,7 +202,7 @@ class KernelRouteSink:
         if stray:
             log.info("stray_routes_removed", count=len(stray))
             for addr in stray:
-                self.worker.submit(lambda ipr, addr=addr: self.kernel.delete(ipr, addr))
+                self.worker.submit(partial(self.kernel.delete, dst=addr))
         return routes
 
     def apply(self, install: Sequence[Route], remove: Sequence[str]) -> None:

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -67,7 +68,7 @@ def runs_dir(data_dir: Path) -> Path:
     return Path(data_dir) / "mesh" / "runs"
 
 
-def _netlink_error(exc: NetlinkError, what: str, **context: Any) -> MeshError:
+def _netlink_error(exc: NetlinkError, what: str, **context: Any) -> MeshError | PrivilegeError:
     if exc.code in (1, 13):  # EPERM, EACCES
         return PrivilegeError(f"{what}: {exc.args[1]}", **context)
     return InterfaceError(f"{what}: {exc.args[1]} (errno {exc.code})", **context)
@@ -200,12 +201,7 @@ class NetnsBackend:
         self._each_node(lambda node, ipr: _setup_ends(ipr, p.ends(node).values()))
 
     def _each_node(self, fn: Callable[[str, IPRoute], None]) -> None:
-        _wait(
-            [
-                worker.submit(lambda ipr, node=node: fn(node, ipr))
-                for node, worker in self._workers.items()
-            ]
-        )
+        _wait([worker.submit(partial(fn, node)) for node, worker in self._workers.items()])
 
     def worker(self, node: str) -> NetnsWorker:
         """The netlink worker of ``node``'s namespace (started on first use)."""

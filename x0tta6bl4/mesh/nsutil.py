@@ -42,6 +42,7 @@ __all__ = [
     "netns_exists",
     "pids_in_netns",
     "set_realtime",
+    "set_realtime_process",
     "write_sysctl",
 ]
 
@@ -275,6 +276,30 @@ def set_realtime(priority: int) -> bool:
     except PermissionError:
         return False
     return True
+
+
+def set_realtime_process(priority: int) -> int:
+    """SCHED_RR at ``priority`` for every thread of this process; returns how many changed.
+
+    One real-time thread is not enough in Python: the event loop needs the
+    GIL, and a normal thread of the same process (Ray's own, an executor's)
+    that holds it while the host is overloaded would stall the loop (priority
+    inversion).  Threads started later inherit the policy of their creator,
+    so callers repeat this now and then.
+    """
+    if priority <= 0:
+        return 0
+    param = os.sched_param(min(priority, 99))
+    changed = 0
+    for entry in Path("/proc/self/task").iterdir():
+        tid = int(entry.name)
+        try:
+            if os.sched_getscheduler(tid) != os.SCHED_RR:
+                os.sched_setscheduler(tid, os.SCHED_RR, param)
+                changed += 1
+        except (PermissionError, ProcessLookupError):
+            continue
+    return changed
 
 
 _STOP = object()

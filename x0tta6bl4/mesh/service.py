@@ -26,7 +26,7 @@ from x0tta6bl4.errors import MeshError
 from x0tta6bl4.mesh.addressing import AddressPlan
 from x0tta6bl4.mesh.kernel_routes import KernelRoutes, KernelRouteSink, NextHop
 from x0tta6bl4.mesh.node import MeshNodeLogic, NodeSnapshot
-from x0tta6bl4.mesh.nsutil import NetnsWorker, set_realtime
+from x0tta6bl4.mesh.nsutil import NetnsWorker, set_realtime, set_realtime_process
 from x0tta6bl4.mesh.security import SecureCodec
 from x0tta6bl4.mesh.topology import Topology
 from x0tta6bl4.mesh.transport import LinkSocket, LinkWatcher, UdpTransport
@@ -125,6 +125,7 @@ class NodeService:
         """
         spec, mesh = self.spec, self.mesh
         self.realtime = set_realtime(mesh.realtime_priority)
+        set_realtime_process(mesh.realtime_priority)
         if mesh.realtime_priority and not self.realtime:
             self.log.warning("no_realtime_priority", fix="run as root or grant CAP_SYS_NICE")
         self._worker = await asyncio.to_thread(NetnsWorker, spec.netns, mesh.realtime_priority)
@@ -207,6 +208,8 @@ class NodeService:
     async def _resync_loop(self) -> None:
         while True:
             await asyncio.sleep(self.mesh.resync_interval_s)
+            if self.realtime:
+                set_realtime_process(self.mesh.realtime_priority)  # threads started since
             if self.sink is None:
                 continue
             try:

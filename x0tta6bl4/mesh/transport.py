@@ -21,6 +21,7 @@ import contextlib
 import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 
 from pyroute2.netlink.rtnl.marshal import MarshalRtnl
 
@@ -127,7 +128,7 @@ class UdpTransport:
         for neighbor, link in self.links.items():
             sock = await asyncio.to_thread(self._make_socket, link)
             transport, _ = await loop.create_datagram_endpoint(
-                lambda n=neighbor, p=link.peer_address: _LinkProtocol(self, n, p), sock=sock
+                partial(_LinkProtocol, self, neighbor, link.peer_address), sock=sock
             )
             self._endpoints[neighbor] = transport
 
