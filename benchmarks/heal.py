@@ -167,7 +167,7 @@ def run_ours(
 
     settings = Settings(
         data_dir=data_dir,
-        mesh={"backend": "netns", "consumer": ""},
+        mesh={"backend": "netns", "consumer": "", "start_timeout_s": 600},
         ray={"dashboard": False, "namespace": "x0-bench-heal"},
     )
     info = ensure_ray(settings.ray)

@@ -64,6 +64,8 @@ class MeshComponent:
         self.started_s: float | None = None
         self._sim_thread: threading.Thread | None = None
         self._sim_stop = threading.Event()
+        self._sim_lock = threading.Lock()
+        """The simulator is not thread-safe: its stepping thread and callers take turns."""
 
     def start(self, ray_info: RayInfo) -> None:
         started = time.monotonic()
@@ -132,7 +134,8 @@ class MeshComponent:
         last = time.monotonic()
         while not self._sim_stop.wait(0.1):
             now = time.monotonic()
-            self.backend.run(now - last)
+            with self._sim_lock:
+                self.backend.run(now - last)
             last = now
 
     # --- faults ---------------------------------------------------------------------
@@ -140,7 +143,8 @@ class MeshComponent:
     def fault(self, fault: Fault) -> str:
         """Inject ``fault``; a node-crash also kills that node's actor (Ray restarts it)."""
         if self.kind == "sim":
-            self.backend.inject(fault)
+            with self._sim_lock:
+                self.backend.inject(fault)
             return f"sim:{fault.kind.value}:{','.join(fault.targets)}"
         if self.kind != "netns":
             raise MeshError(
@@ -155,23 +159,28 @@ class MeshComponent:
 
     def heal(self, fault_id: str | None = None) -> list[str]:
         if self.kind == "sim":
-            undone = [f"sim:{f.kind.value}" for f in list(self.backend.faults)]
-            for fault in list(self.backend.faults):
-                self.backend.heal(fault)
+            with self._sim_lock:
+                undone = [f"sim:{f.kind.value}" for f in list(self.backend.faults)]
+                for fault in list(self.backend.faults):
+                    self.backend.heal(fault)
             return undone
         healed: list[str] = self.backend.faults.heal(fault_id)
         return healed
+
+    def reachable(self, src: str, dst: str) -> bool:
+        """Whether the data plane delivers from ``src`` to ``dst`` right now."""
+        if self.kind == "sim":
+            with self._sim_lock:
+                return bool(self.backend.reachable(src, dst))
+        return bool(self.backend.reachable(src, dst))
 
     # --- status and teardown ---------------------------------------------------------
 
     def status(self) -> dict[str, Any]:
         if self.kind == "sim":
-            sim = self.backend
-            return {
-                "backend": "sim",
-                "nodes": len(self.topology),
-                "converged": bool(sim and sim.topology and sim.converged()),
-            }
+            with self._sim_lock:
+                converged = bool(self.backend and self.backend.converged())
+            return {"backend": "sim", "nodes": len(self.topology), "converged": converged}
         refs: list[ray.ObjectRef[dict[str, Any]]] = [
             actor.status.remote() for actor in self.actors.values()
         ]
