@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["METRIC_FLOOR", "BaselineRecord", "Baselines"]
+__all__ = ["METRIC_FLOOR", "BaselineRecord", "BaselineSnapshot", "Baselines"]
 
 FloatMatrix = npt.NDArray[np.float64]
 
@@ -81,12 +81,12 @@ class _KindBaselines:
             grown = np.zeros((r, c))
             grown[:old_r, :old_c] = getattr(self, name)
             setattr(self, name, grown)
-        for i, entity in enumerate(entities):
-            for j, metric in enumerate(metrics):
-                if i < old_r and j < old_c:
-                    continue
-                record = saved.get((entity, metric))
-                if record is not None:
+        if saved:
+            rows = {entity: i for i, entity in enumerate(entities)}
+            cols = {metric: j for j, metric in enumerate(metrics)}
+            for (entity, metric), record in saved.items():
+                i, j = rows.get(entity, -1), cols.get(metric, -1)
+                if (i >= old_r or j >= old_c) and i >= 0 and j >= 0:
                     self.mean[i, j], self.mad[i, j], self.n[i, j] = (
                         record.mean,
                         record.mad,
@@ -166,22 +166,35 @@ class Baselines:
         state.mad[spread] += (rate * (deviation - state.mad))[spread]
         state.n[present] += 1
 
+    def snapshot(self) -> BaselineSnapshot:
+        """A copy of every baseline, cheap to take on the event loop; turn it into
+        records (:meth:`BaselineSnapshot.records`) on another thread."""
+        kinds = {
+            kind: (list(st.entities), list(st.metrics), st.mean.copy(), st.mad.copy(), st.n.copy())
+            for kind, st in self._kinds.items()
+        }
+        return BaselineSnapshot(kinds, {k: dict(v) for k, v in self._saved.items()})
+
     def records(self) -> list[BaselineRecord]:
         """Every baseline with data (live ones over seeded ones), for Knowledge."""
+        return self.snapshot().records()
+
+
+@dataclass(frozen=True)
+class BaselineSnapshot:
+    """Baselines copied at one moment (see :meth:`Baselines.snapshot`)."""
+
+    kinds: Mapping[str, tuple[list[str], list[str], FloatMatrix, FloatMatrix, FloatMatrix]]
+    saved: Mapping[str, Mapping[tuple[str, str], BaselineRecord]]
+
+    def records(self) -> list[BaselineRecord]:
         out = {
-            (r.kind, r.entity, r.metric): r
-            for saved in self._saved.values()
-            for r in saved.values()
+            (r.kind, r.entity, r.metric): r for saved in self.saved.values() for r in saved.values()
         }
-        for kind, state in self._kinds.items():
-            for i, j in zip(*np.nonzero(state.n > 0), strict=True):
-                entity, metric = state.entities[i], state.metrics[j]
+        for kind, (entities, metrics, mean, mad, n) in self.kinds.items():
+            for i, j in zip(*np.nonzero(n > 0), strict=True):
+                entity, metric = entities[i], metrics[j]
                 out[(kind, entity, metric)] = BaselineRecord(
-                    kind,
-                    entity,
-                    metric,
-                    float(state.mean[i, j]),
-                    float(state.mad[i, j]),
-                    int(state.n[i, j]),
+                    kind, entity, metric, float(mean[i, j]), float(mad[i, j]), int(n[i, j])
                 )
         return list(out.values())

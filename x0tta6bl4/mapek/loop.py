@@ -335,9 +335,9 @@ class MapekLoop:
     async def _persist(self) -> None:
         if self.ticks % self.save_every:
             return
-        records = self.monitor.baselines.records()
+        snapshot = self.monitor.baselines.snapshot()  # array copies; records built off-loop
         now = self.clock()
-        await self.knowledge.call(lambda k: k.save_baselines(records, now))
+        await self.knowledge.call(lambda k: k.save_baselines(snapshot.records(), now))
 
     # --- helpers ---------------------------------------------------------------------
 
@@ -366,5 +366,6 @@ class MapekLoop:
             "in_flight": {i: f.action.key for i, f in self.in_flight.items()},
             "window_samples": report.window.samples if report else 0,
             "phases_s": {p: round(s.last_s, 6) for p, s in self.stats.items()},
+            "phases_max_s": {p: round(s.max_s, 6) for p, s in self.stats.items()},
             "phase_failures": {p: s.failures for p, s in self.stats.items() if s.failures},
         }
