@@ -213,7 +213,11 @@ def counter_error(programs: Programs, pair: VethPair, seconds: float) -> dict[st
 def agent_cpu(pair: VethPair, interval_s: float, window_s: float, state_dir: Path) -> float:
     """Percent of one core the EbpfAgent actor process uses while traffic flows."""
     node_id = ray.get_runtime_context().get_node_id()
-    config = AgentConfig(netns_patterns=(pair.ns_a.rsplit("-", 1)[0] + "-*",), state_dir=state_dir)
+    config = AgentConfig(
+        programs=("xdp", "tc", "trace"),  # everything, as in the with_ebpf runs
+        netns_patterns=(pair.ns_a.rsplit("-", 1)[0] + "-*",),
+        state_dir=state_dir,
+    )
     agent = spawn_agent(
         node_id,
         config,
@@ -250,6 +254,8 @@ def agent_cpu(pair: VethPair, interval_s: float, window_s: float, state_dir: Pat
             f"  agent at {interval_s:g} s: {status['ticks']} ticks, "
             f"{len(status['attached'])} attachments, last loop {status['loop_s'] * 1000:.1f} ms"
         )
+        for target, error in status["errors"].items():
+            console.print(f"  [red]agent could not attach {target}:[/] {error}")
         return (c1 - c0) / (t1 - t0) * 100
     finally:
         ray.get(agent.stop.remote(), timeout=60)
