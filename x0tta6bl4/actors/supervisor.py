@@ -33,7 +33,13 @@ from x0tta6bl4 import loggers
 from x0tta6bl4.actors.twin import RemoteTwin, spawn_twin
 from x0tta6bl4.config import Settings
 from x0tta6bl4.errors import ClusterError, TelemetryError
-from x0tta6bl4.mapek import ActionKind, AsyncKnowledge, StatisticalAnalyzer, TrainerAnalyzer
+from x0tta6bl4.mapek import (
+    ActionKind,
+    Analyzer,
+    AsyncKnowledge,
+    StatisticalAnalyzer,
+    TrainerAnalyzer,
+)
 from x0tta6bl4.mapek._types import Action
 from x0tta6bl4.mapek.assemble import build_loop, knowledge_path
 from x0tta6bl4.mapek.ingest import TelemetryQueue
@@ -99,16 +105,16 @@ class ActorMeshPort:
     def __init__(self, topology: Topology, namespace: str) -> None:
         self.names = set(topology.names)
         self.namespace = namespace
-        self._handles: dict[str, ActorHandle] = {}
+        self._handles: dict[str, ActorHandle[Any]] = {}
         self._looked_at = -1e9
 
-    async def _nodes(self) -> dict[str, ActorHandle]:
+    async def _nodes(self) -> dict[str, ActorHandle[Any]]:
         if time.monotonic() - self._looked_at > _CALL_TIMEOUT_S:
             self._looked_at = time.monotonic()
             self._handles = await asyncio.to_thread(self._lookup)
         return self._handles
 
-    def _lookup(self) -> dict[str, ActorHandle]:
+    def _lookup(self) -> dict[str, ActorHandle[Any]]:
         found = {}
         for row in ray.util.list_named_actors(all_namespaces=True):
             name = row["name"]
@@ -141,9 +147,9 @@ class ActorMeshPort:
 
     async def _snapshots(self) -> dict[str, Any]:
         nodes = await self._nodes()
-        refs = {name: h.snapshot.remote() for name, h in nodes.items()}
+        refs: dict[str, ray.ObjectRef[Any]] = {n: h.snapshot.remote() for n, h in nodes.items()}
         done = await asyncio.gather(
-            *(asyncio.wait_for(ref, _CALL_TIMEOUT_S) for ref in refs.values()),
+            *(asyncio.wait_for(r, _CALL_TIMEOUT_S) for r in refs.values()),
             return_exceptions=True,
         )
         return {
@@ -196,7 +202,7 @@ class Supervisor:
         )
         self.design = design
         self.namespace = ray.get_runtime_context().namespace
-        self.queue: TelemetryQueue[ray.ObjectRef] = TelemetryQueue(
+        self.queue: TelemetryQueue[ray.ObjectRef[Any]] = TelemetryQueue(
             settings.supervisor.max_queued_batches
         )
         self.lag = LagProbe()
@@ -206,7 +212,7 @@ class Supervisor:
         self.batches = 0
         self.bad_batches = 0
         self._since = time.monotonic()
-        self._trainer: ActorHandle | None = None
+        self._trainer: ActorHandle[Any] | None = None
         self._trainer_looked_at = -1e9
         self._tasks: list[asyncio.Task[None]] = []
         self.loop: MapekLoop | None = None
@@ -217,7 +223,7 @@ class Supervisor:
         s = self.settings.supervisor
         twin = spawn_twin(self.topology, s.twin_max_nodes, self.namespace)
         statistical = StatisticalAnalyzer(self.topology, s.z_threshold)
-        analyzer = statistical
+        analyzer: Analyzer = statistical
         if s.analyzer != "statistical":
             analyzer = TrainerAnalyzer(self._infer, lambda: self._frame(), statistical)
         self.loop = build_loop(
@@ -266,7 +272,7 @@ class Supervisor:
         await asyncio.shield(self._boot)
         return await self.status()
 
-    async def ingest(self, refs: list[ray.ObjectRef]) -> dict[str, int]:
+    async def ingest(self, refs: list[ray.ObjectRef[Any]]) -> dict[str, int]:
         """Queue refs to telemetry batches; never blocks, never raises for overflow.
 
         Returns an :class:`IngestAck` dict; ``IngestAck.from_dict(ack).raise_for_drops()``
@@ -367,12 +373,12 @@ def spawn_supervisor(
     topology: Topology | None = None,
     design: Design = "offload",
     name: str = SUPERVISOR_NAME,
-) -> ActorHandle:
+) -> ActorHandle[Any]:
     """Start the detached, named Supervisor (or return the running one) and wait for it."""
     options: dict[str, Any] = {"name": name, "lifetime": "detached", "get_if_exists": True}
     if namespace is not None:
         options["namespace"] = namespace
-    handle = Supervisor.options(**options).remote(  # type: ignore[attr-defined]
+    handle: ActorHandle[Any] = Supervisor.options(**options).remote(  # type: ignore[attr-defined]
         settings, topology.to_dict() if topology is not None else None, design
     )
     try:

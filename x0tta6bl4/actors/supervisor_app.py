@@ -31,7 +31,7 @@ class SupervisorComponent:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.handle: ActorHandle | None = None
+        self.handle: ActorHandle[Any] | None = None
         self.namespace: str | None = None
 
     def start(self, ray_info: RayInfo) -> None:
@@ -42,7 +42,8 @@ class SupervisorComponent:
         if self.handle is None:
             return {}
         try:
-            report = ray.get(self.handle.status.remote(), timeout=_STATUS_TIMEOUT_S)
+            ref: ray.ObjectRef[dict[str, Any]] = self.handle.status.remote()
+            report = ray.get(ref, timeout=_STATUS_TIMEOUT_S)
         except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError) as exc:
             raise ClusterError(f"the Supervisor does not answer: {exc}") from exc
         return {

@@ -47,18 +47,22 @@ class TwinActor:
         return self.service.twin.topology.to_dict()
 
 
-def spawn_twin(topology: Topology, max_nodes: int, namespace: str | None = None) -> ActorHandle:
+def spawn_twin(
+    topology: Topology, max_nodes: int, namespace: str | None = None
+) -> ActorHandle[Any]:
     """The named twin actor (a running one is reused)."""
     options: dict[str, Any] = {"name": TWIN_NAME, "get_if_exists": True, "num_cpus": 0}
     if namespace is not None:
         options["namespace"] = namespace
-    return ray.remote(TwinActor).options(**options).remote(topology.to_dict(), max_nodes)
+    actor = ray.remote(TwinActor).options(**options)
+    handle: ActorHandle[Any] = actor.remote(topology.to_dict(), max_nodes)  # type: ignore[assignment]
+    return handle
 
 
 class RemoteTwin:
     """The planner's :class:`~x0tta6bl4.mapek.plan.TwinPort` over the twin actor."""
 
-    def __init__(self, handle: ActorHandle) -> None:
+    def __init__(self, handle: ActorHandle[Any]) -> None:
         self.handle = handle
 
     async def mirror(self, view: MeshView, costs: Mapping[str, float]) -> None:

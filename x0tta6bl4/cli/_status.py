@@ -77,7 +77,7 @@ def _live(settings: Any, address: str) -> str:
         sup = ray.get_actor(SUPERVISOR_NAME, namespace=info.namespace)
     except ValueError:
         return "[yellow]not running[/]"
-    s = ray.get(sup.status.remote(), timeout=10)
+    s: dict[str, Any] = ray.get(sup.status.remote(), timeout=10)  # type: ignore[assignment]
     return (
         f"{s['ingest']['samples_per_s']:,.0f} samples/s, loop lag p99 "
         f"{s['loop_lag']['p99_ms']:.1f} ms, queue {s['queue']['queued']}/"

@@ -124,8 +124,8 @@ class StatisticalAnalyzer:
             ends = link_ends(key, known)
             if ends is None or not self.topology.has_link(*ends) or blamed & set(ends):
                 continue
-            down = any(s.metric == "up" and s.value == 0.0 for s in evidence)
-            kind = DiagnosisKind.LINK_DOWN if down else DiagnosisKind.LINK_DEGRADED
+            link_down = any(s.metric == "up" and s.value == 0.0 for s in evidence)
+            kind = DiagnosisKind.LINK_DOWN if link_down else DiagnosisKind.LINK_DEGRADED
             out.append(self._node(kind, key, evidence, None, f"link {key} misbehaves"))
         return out
 

@@ -519,6 +519,10 @@ class AsyncKnowledge:
             raise ConfigError("the knowledge base is not open", fix="await AsyncKnowledge.open()")
         return await self._run(fn, kb)
 
+    async def run(self, method: Callable[..., T], *args: Any) -> T:
+        """``await kb.run(Knowledge.close_incident, incident, "healed", now)``."""
+        return await self.call(lambda k: method(k, *args))
+
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
 

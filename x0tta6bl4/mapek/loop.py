@@ -35,7 +35,7 @@ from x0tta6bl4.mapek._types import (
 from x0tta6bl4.mapek.analyze import Analyzer
 from x0tta6bl4.mapek.execute import Executor, InFlight
 from x0tta6bl4.mapek.ingest import WindowAggregator
-from x0tta6bl4.mapek.knowledge import AsyncKnowledge, PendingAction
+from x0tta6bl4.mapek.knowledge import AsyncKnowledge, Knowledge, PendingAction
 from x0tta6bl4.mapek.monitor import Monitor, MonitorReport
 from x0tta6bl4.mapek.plan import Planner, TwinPort
 from x0tta6bl4.mapek.ports import MeshPort
@@ -234,7 +234,7 @@ class MapekLoop:
         for diagnosis in self.diagnoses:
             if diagnosis.root_cause in self._applied.verified:
                 continue  # mitigated and checked: its symptoms are expected to linger
-            opened = await self.knowledge.call(lambda k, d=diagnosis: k.open_incident(d, now))
+            opened = await self.knowledge.run(Knowledge.open_incident, diagnosis, now)
             incident = opened.id
             if opened.created:
                 log.info(
@@ -322,14 +322,14 @@ class MapekLoop:
             if outcome.success:
                 if flight.action.kind in _LASTING:
                     self._applied.verified.add(flight.action.target)
-                await self.knowledge.call(lambda k, i=incident: k.close_incident(i, "healed", now))
+                await self.knowledge.run(Knowledge.close_incident, incident, "healed", now)
                 log.info("incident_healed", incident=incident, action=flight.action.key)
         if not self._analyzed:
             return  # without this tick's analysis, absent diagnoses prove nothing
         active = {d.key for d in self.diagnoses}
         for row in await self.knowledge.call(lambda k: k.incidents(open_only=True)):
             if row.key not in active and row.id not in self.in_flight:
-                await self.knowledge.call(lambda k, i=row.id: k.close_incident(i, "cleared", now))
+                await self.knowledge.run(Knowledge.close_incident, row.id, "cleared", now)
                 log.info("incident_cleared", incident=row.id, key=row.key)
 
     async def _persist(self) -> None:

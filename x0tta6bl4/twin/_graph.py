@@ -184,16 +184,17 @@ def parents(pred: npt.NDArray[np.int32] | IntArray) -> IntArray:
     k, n = pred.shape
     base = (np.arange(k, dtype=np.int64) * n)[:, None]
     own = base + np.arange(n, dtype=np.int64)[None, :]
-    return np.where(pred >= 0, base + pred, own).ravel()
+    parent: IntArray = np.where(pred >= 0, base + pred, own).ravel()
+    return parent
 
 
 def jump_depth(parent: IntArray) -> IntArray:
     """Hops to the root for a forest given as a parent array (roots are their own parent)."""
     own = np.arange(len(parent), dtype=np.int64)
-    depth = (parent != own).astype(np.int64)
+    depth: IntArray = (parent != own).astype(np.int64)
     while True:
         depth = depth + depth[parent]
-        nxt = parent[parent]
+        nxt: IntArray = parent[parent]
         if np.array_equal(nxt, parent):
             return depth
         parent = nxt
