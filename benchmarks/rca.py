@@ -95,9 +95,9 @@ def _netns_cases() -> list:
 def main() -> None:
     args = parse_args("rca", "GraphSAGE root-cause analysis vs random, BARO, PageRank and MLP")
     set_threads(1)
-    train_spec = replace(TRAIN_SPEC, cases=400 if args.quick else 900)
+    train_spec = replace(TRAIN_SPEC, cases=600 if args.quick else 900)
     held_spec = replace(HELDOUT_SPEC, cases=50 if args.quick else 240)
-    epochs = 15 if args.quick else 30
+    epochs = 20 if args.quick else 30
 
     # recorded first: the real mesh runs best before the CPU is busy training
     netns_cases, netns_error = [], "quick mode, or not root"
