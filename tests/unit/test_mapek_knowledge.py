@@ -7,6 +7,7 @@ import sqlite3
 import pytest
 
 from x0tta6bl4.errors import ConfigError, TelemetryError
+from x0tta6bl4.mapek._schema import MIGRATIONS
 from x0tta6bl4.mapek._types import (
     Action,
     ActionKind,
@@ -17,7 +18,7 @@ from x0tta6bl4.mapek._types import (
     Symptom,
 )
 from x0tta6bl4.mapek.baselines import BaselineRecord
-from x0tta6bl4.mapek.knowledge import MIGRATIONS, AsyncKnowledge, Knowledge
+from x0tta6bl4.mapek.knowledge import AsyncKnowledge, Knowledge
 
 SYMPTOM = Symptom(10.0, "link", "a-b", "loss", 0.4, 0.0, 0.01, 40.0)
 DIAG = Diagnosis(DiagnosisKind.LINK_DEGRADED, "a-b", 0.9, "a-b loses 40%", (SYMPTOM,))
