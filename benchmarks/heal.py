@@ -23,6 +23,7 @@ import sys
 import tempfile
 import time
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -90,13 +91,20 @@ def current_path(plan: AddressPlan, src: str, dst: str) -> list[str] | None:
 
 
 def stable_path(plan: AddressPlan, src: str, dst: str, timeout_s: float) -> list[str]:
-    """The current loop-free path, waiting up to ``timeout_s`` for one."""
+    """The current loop-free path once it has stayed the same for STEADY_S (so a fault
+    lands on the path the traffic really takes), waiting up to ``timeout_s``."""
     deadline = time.monotonic() + timeout_s
-    while (path := current_path(plan, src, dst)) is None:
+    last: list[str] | None = None
+    since = time.monotonic()
+    while True:
+        path = current_path(plan, src, dst)
+        if path is None or path != last:
+            last, since = path, time.monotonic()
+        elif time.monotonic() - since >= STEADY_S:
+            return path
         if time.monotonic() > deadline:
-            raise RuntimeError(f"no loop-free path {src} -> {dst} within {timeout_s:g} s")
-        time.sleep(0.1)
-    return path
+            raise RuntimeError(f"no steady loop-free path {src} -> {dst} within {timeout_s:g} s")
+        time.sleep(0.05)
 
 
 def wait_converged(plan: AddressPlan, timeout_s: float) -> float | None:
@@ -124,8 +132,13 @@ def measure_faults(
     src: str,
     dst: str,
     repeats: int,
+    ready: Callable[[], bool] | None = None,
 ) -> dict[str, list[float]]:
-    """Outages (ms) of every kind of fault, ``repeats`` times, on the current path."""
+    """Outages (ms) of every kind of fault, ``repeats`` times, on the current path.
+
+    ``ready`` says when the mesh is whole again after a heal (every link back up);
+    without it the protocol's settle time is all the benchmark waits.
+    """
     plan = backend._require_plan()
     outages: dict[str, list[float]] = {kind: [] for kind in KINDS}
     stream = EchoStream(
@@ -152,6 +165,10 @@ def measure_faults(
                 )
                 backend.faults.heal()
                 time.sleep(SETTLE_S[label])
+                if ready is not None:
+                    deadline = time.monotonic() + 60
+                    while not ready() and time.monotonic() < deadline:
+                        time.sleep(0.1)
                 stream.wait_replies(30, timeout_s=TIMEOUT_S[label] + 30)
     finally:
         stream.stop()
@@ -191,7 +208,12 @@ def run_ours(
         time.sleep(SETTLE_S["ours"])
         cpu = cpu_percent([s["pid"] for s in states], seconds=5.0)
         idle = idle_actor_cpu(seconds=5.0)
-        outages = measure_faults("ours", component.backend, src, dst, repeats)
+
+        def whole() -> bool:
+            states = ray.get([a.status.remote() for a in component.actors.values()])
+            return all(s["links_up"] == s["links"] for s in states)
+
+        outages = measure_faults("ours", component.backend, src, dst, repeats, whole)
         return {"cold_ms": cold_ms, "cpu": cpu, "idle_cpu": idle, "outages": outages}
     finally:
         component.stop()
