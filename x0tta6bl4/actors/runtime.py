@@ -75,7 +75,9 @@ def ensure_ray(settings: RaySettings | None = None, address: str | None = None) 
             kwargs["address"] = address
         try:
             context = ray.init(**kwargs)
-        except (ConnectionError, RuntimeError, ValueError) as exc:
+        # Ray raises a bare Exception when a local node times out during start-up.
+        except Exception as exc:
+            ray.shutdown()
             raise ClusterError(
                 f"could not {'start' if address is None else 'join'} Ray"
                 f"{'' if address is None else ' at ' + address}: {exc}",
