@@ -29,7 +29,7 @@ LOOKUP_INTERVAL_S = 5.0
 class BatchDelivery:
     """Delivers refs to ``consumer`` (an actor handle, a named actor, or None: keep only).
 
-    Call :meth:`send` from the producer's event loop.
+    Await :meth:`send` on the producer's event loop.
     """
 
     def __init__(
@@ -62,9 +62,12 @@ class BatchDelivery:
         self.log.info("consumer_found", consumer=self.name)
         return self.handle
 
-    def send(self, refs: list[ray.ObjectRef[Any]]) -> str:
-        """Start delivering ``refs``; returns ``kept`` (no consumer), ``dropped`` or ``sent``."""
-        consumer = self._resolve()
+    async def send(self, refs: list[ray.ObjectRef[Any]]) -> str:
+        """Start delivering ``refs``; returns ``kept`` (no consumer), ``dropped`` or ``sent``.
+
+        The name lookup (a GCS round trip) runs in a worker thread, never on the loop.
+        """
+        consumer = await asyncio.to_thread(self._resolve)
         if consumer is None:
             return "kept"
         if len(self._inflight) >= self.max_inflight:

@@ -178,17 +178,19 @@ class MeshNode:
         while True:
             await asyncio.sleep(interval)
             try:
-                self._ship()
+                await self._ship()
             except Exception:
                 self.log.exception("telemetry_failed")
 
-    def _ship(self) -> None:
+    async def _ship(self) -> None:
         snap = self.service.snapshot()
         self.metrics.update(snap)
         batches = [self._node_row(snap), self.service.logic.link_batch()]  # type: ignore[union-attr]
-        refs = [ray.put(batch) for batch in batches if len(batch)]
+        # ray.put talks to the object store: off the (real-time) loop, so a busy raylet
+        # can never delay a hello.
+        refs = await asyncio.to_thread(_put_all, [b for b in batches if len(b)])
         self._latest = refs
-        self.delivery.send(refs)
+        await self.delivery.send(refs)
 
     def _node_row(self, snap: NodeSnapshot) -> TelemetryBatch:
         c = snap.counters
@@ -204,6 +206,10 @@ class MeshNode:
         )
         self._node_batch.add(snap.ts, self.spec.name, values)
         return self._node_batch.build()
+
+
+def _put_all(batches: list[TelemetryBatch]) -> list[ray.ObjectRef[Any]]:
+    return [ray.put(batch) for batch in batches]
 
 
 def spawn_node(
