@@ -104,6 +104,29 @@ class PeerMesh:
             log.close()
         return self
 
+    def ready(self) -> bool:
+        """BIRD: every OSPF adjacency is Full and every BFD session Up; babeld: True."""
+        if self.kind != "bird_bfd":
+            return True
+        for node, ns in self.plan.namespaces.items():
+            ctl = str(self._dir / node / "bird.ctl")
+            out = subprocess.run(
+                netns_exec(ns, ["birdc", "-s", ctl, "show", "ospf", "neighbors"]),
+                capture_output=True,
+                text=True,
+                check=False,
+            ).stdout
+            bfd = subprocess.run(
+                netns_exec(ns, ["birdc", "-s", ctl, "show", "bfd", "sessions"]),
+                capture_output=True,
+                text=True,
+                check=False,
+            ).stdout
+            degree = len(self.plan.ends(node))
+            if out.count("Full/") != degree or bfd.count(" Up ") != degree:
+                return False
+        return True
+
     def alive(self) -> bool:
         return all(proc.poll() is None for proc in self._procs)
 

@@ -48,7 +48,10 @@ KINDS = {"carrier": "link-down", "silent": "loss"}
 # Longest wait for one repair, and quiet time after a heal before the next fault
 # (BIRD must not be inside OSPF's 5 s MinLSInterval when the next failure comes).
 TIMEOUT_S = {"ours": 5.0, "babeld": 60.0, "babeld_fast": 10.0, "bird_bfd": 15.0}
-SETTLE_S = {"ours": 1.0, "babeld": 4.0, "babeld_fast": 1.5, "bird_bfd": 6.0}
+SETTLE_S = {"ours": 1.0, "babeld": 4.0, "babeld_fast": 1.5, "bird_bfd": 1.0}
+# BIRD's OSPF originates a router LSA at most once per 5 s (MinLSInterval, fixed in BIRD):
+# after its adjacencies are Full again it gets this long before the next failure.
+BIRD_QUIET_S = 6.0
 STEADY_S = 0.3
 
 
@@ -67,25 +70,33 @@ def far_pair(topology: Topology) -> tuple[str, str]:
 
 
 def current_path(plan: AddressPlan, src: str, dst: str) -> list[str] | None:
-    """Follow the kernel's next hops from ``src`` to ``dst`` (``ip route get`` per hop);
-    None while a hop has no route or the hops loop (the protocol is still converging)."""
+    """The hops the echo stream's packets take from ``src`` to ``dst`` right now; None
+    while a hop has no route or the hops loop (the protocol is still converging).
+
+    Each hop is looked up as the kernel forwards the stream's own packets (``ip route
+    get D from S [iif IN]``), so multipath routes (BIRD installs ECMP) resolve to the
+    next hop the flow's hash really picks.
+    """
     peer_of = {
         node: {end.ifname: peer for peer, end in plan.ends(node).items()}
         for node in plan.namespaces
     }
-    hops, node = [src], src
+    source = plan.loopbacks[src]
+    hops, node, iif = [src], src, None
     while node != dst:
+        query = ["ip", "-o", "route", "get", plan.loopbacks[dst], "from", source]
         out = subprocess.run(
-            netns_exec(plan.namespaces[node], ["ip", "-o", "route", "get", plan.loopbacks[dst]]),
+            netns_exec(plan.namespaces[node], query + (["iif", iif] if iif else [])),
             capture_output=True,
             text=True,
             check=False,
         ).stdout.split()
         if "dev" not in out:
             return None
-        node = peer_of[node][out[out.index("dev") + 1]]
+        prev, node = node, peer_of[node][out[out.index("dev") + 1]]
         if node in hops:
             return None
+        iif = plan.ends(node)[prev].ifname
         hops.append(node)
     return hops
 
@@ -136,8 +147,9 @@ def measure_faults(
 ) -> dict[str, list[float]]:
     """Outages (ms) of every kind of fault, ``repeats`` times, on the current path.
 
-    ``ready`` says when the mesh is whole again after a heal (every link back up);
-    without it the protocol's settle time is all the benchmark waits.
+    Before each fault the benchmark waits for ``ready`` (the mesh is whole again: every
+    link or adjacency back up) when given, and always for the protocol's settle time
+    after the previous heal.
     """
     plan = backend._require_plan()
     outages: dict[str, list[float]] = {kind: [] for kind in KINDS}
@@ -148,6 +160,10 @@ def measure_faults(
         stream.wait_replies(30, timeout_s=30)
         for rep in range(repeats):
             for kind, fault_name in KINDS.items():
+                if ready is not None:
+                    deadline = time.monotonic() + 60
+                    while not ready() and time.monotonic() < deadline:
+                        time.sleep(0.1)
                 path = stable_path(plan, src, dst, TIMEOUT_S[label] + 30)
                 mid = (len(path) - 1) // 2
                 a, b = path[mid], path[mid + 1]
@@ -165,10 +181,6 @@ def measure_faults(
                 )
                 backend.faults.heal()
                 time.sleep(SETTLE_S[label])
-                if ready is not None:
-                    deadline = time.monotonic() + 60
-                    while not ready() and time.monotonic() < deadline:
-                        time.sleep(0.1)
                 stream.wait_replies(30, timeout_s=TIMEOUT_S[label] + 30)
     finally:
         stream.stop()
@@ -264,7 +276,15 @@ def run_peer(
             if took is None or not peers.alive():
                 raise RuntimeError(f"{kind} did not converge in 120 s")
             time.sleep(SETTLE_S[kind])
-            outages = measure_faults(kind, backend, src, dst, repeats)
+
+            def whole() -> bool:
+                if not peers.ready():
+                    return False
+                if kind == "bird_bfd":
+                    time.sleep(BIRD_QUIET_S)
+                return True
+
+            outages = measure_faults(kind, backend, src, dst, repeats, whole)
         return {"cold_ms": took * 1e3, "outages": outages}
     finally:
         backend.down()
