@@ -1,8 +1,9 @@
 """The Supervisor under telemetry load while training runs: ingest rate and loop lag.
 
-Many producer actors ``ray.put`` columnar telemetry batches and send the refs
-to the real Supervisor actor (closed loop: each waits for its ack, backing off
-when batches were dropped).  Meanwhile the driver makes the Supervisor run a
+Producer actors ``ray.put`` columnar telemetry batches and send the refs to
+the real Supervisor actor at a fixed offered rate (like MeshNode and EbpfAgent
+do every telemetry interval; a producer waits for each ack and backs off when
+batches were dropped).  Meanwhile the driver makes the Supervisor run a
 CPU-heavy torch training step (0.4 s) every second, and once a blocking
 "router start" (all-pairs shortest paths of a 1,000-node mesh), both through
 ``Supervisor.run_job``.  The Supervisor samples its own event-loop lag with a
@@ -41,6 +42,12 @@ from x0tta6bl4.mesh.topology import generate
 from x0tta6bl4.telemetry import TelemetryBatch
 
 METRICS = ("up", "rtt_ms", "loss", "etx", "df", "dr")
+ROWS = 256
+"""Rows (interfaces or links) per batch."""
+REFS = 2
+"""Batch refs per ``ingest`` message."""
+MAX_INFLIGHT = 8
+"""``ingest`` calls a producer may have unanswered."""
 
 
 def train_step(seconds: float) -> float:
@@ -74,19 +81,31 @@ def router_start(nodes: int) -> int:
 
 @ray.remote(num_cpus=0)
 class Producer:
-    """Sends telemetry batch refs to the Supervisor as fast as it accepts them."""
+    """Sends telemetry batch refs to the Supervisor at a fixed rate (as a MeshNode does,
+    without waiting for one ack before the next message)."""
 
     def __init__(self, supervisor: Any, rows: int, refs_per_message: int, seed: int) -> None:
         self.supervisor = supervisor
         self.refs_per_message = refs_per_message
         rng = np.random.default_rng(seed)
-        self.entities = np.asarray([f"n{seed}-x{i}" for i in range(rows)])
+        self.entities = np.asarray([f"p{seed}-if{i}" for i in range(rows)])
         self.values = {m: rng.random(rows) for m in METRICS}
         self.sent = self.dropped = self.messages = 0
 
-    async def run(self, seconds: float) -> dict[str, int]:
-        end = time.monotonic() + seconds
-        while time.monotonic() < end:
+    def ready(self) -> bool:
+        return True
+
+    async def run(self, seconds: float, period_s: float) -> dict[str, int]:
+        """One message every ``period_s`` for ``seconds``, up to 8 acks outstanding."""
+        start = time.monotonic()
+        end = start + seconds
+        due = start
+        pending: list[Any] = []
+        while due < end:
+            await asyncio.sleep(max(0.0, due - time.monotonic()))
+            due += period_s
+            if len(pending) >= MAX_INFLIGHT:
+                self._count(await pending.pop(0))
             batch = TelemetryBatch(
                 f"bench:{id(self)}",
                 "iface",
@@ -95,22 +114,23 @@ class Producer:
                 self.values,
             )
             refs = [ray.put(batch) for _ in range(self.refs_per_message)]
-            ack = await self.supervisor.ingest.remote(refs)
-            self.messages += 1
-            self.sent += ack["accepted"]
-            self.dropped += ack["dropped"]
-            if ack["dropped"]:
-                await asyncio.sleep(0.05)  # back off while the consumer is behind
+            pending.append(self.supervisor.ingest.remote(refs))
+        for ack in await asyncio.gather(*pending):
+            self._count(ack)
         return {"sent": self.sent, "dropped": self.dropped, "messages": self.messages}
+
+    def _count(self, ack: dict[str, int]) -> None:
+        self.messages += 1
+        self.sent += ack["accepted"]
+        self.dropped += ack["dropped"]
 
 
 async def drive(supervisor: Any, seconds: float, train_s: float, router_nodes: int) -> int:
     """Blocking jobs through the Supervisor while producers run: one router start,
     then a training step every second.  Returns the jobs completed."""
-    jobs = 0
-    await supervisor.run_job.remote(router_start, router_nodes)
-    jobs += 1
     end = time.monotonic() + seconds - 1.0
+    await supervisor.run_job.remote(router_start, router_nodes)
+    jobs = 1
     while time.monotonic() < end:
         started = time.monotonic()
         await supervisor.run_job.remote(train_step, train_s)
@@ -120,7 +140,7 @@ async def drive(supervisor: Any, seconds: float, train_s: float, router_nodes: i
 
 
 async def measure(
-    design: str, settings: Settings, producers: int, seconds: float, rows: int
+    design: str, settings: Settings, producers: int, seconds: float, offered: float
 ) -> dict[str, float]:
     supervisor = spawn_supervisor(
         settings,
@@ -129,13 +149,14 @@ async def measure(
         design=design,  # type: ignore[arg-type]
         name=f"supervisor-{design}",
     )
-    fleet = [Producer.remote(supervisor, rows, 4, seed) for seed in range(producers)]
+    fleet = [Producer.remote(supervisor, ROWS, REFS, seed) for seed in range(producers)]
+    period_s = producers * ROWS * REFS * len(METRICS) / offered
+    await asyncio.gather(*(p.ready.remote() for p in fleet))  # processes up before timing
     await supervisor.reset_stats.remote()
-    results = await asyncio.gather(
-        *(p.run.remote(seconds) for p in fleet),
-        drive(supervisor, seconds, 0.4, 1000),
-    )
-    status = await supervisor.status.remote()
+    jobs = asyncio.ensure_future(drive(supervisor, seconds, 0.4, 1000))
+    results = await asyncio.gather(*(p.run.remote(seconds, period_s) for p in fleet))
+    status = await supervisor.status.remote()  # the window the producers ran in
+    results.append(await jobs)
     for actor in (*fleet, supervisor):
         ray.kill(actor)
     sent = sum(r["sent"] for r in results[:-1])
@@ -159,8 +180,7 @@ async def measure(
 
 def main() -> None:
     args = parse_args("supervisor_load", "Supervisor ingest and loop lag while training runs")
-    producers, seconds = (6, 8.0) if args.quick else (16, 30.0)
-    rows = 1024
+    producers, seconds, offered = (8, 10.0, 120_000.0) if args.quick else (16, 30.0, 200_000.0)
     data_dir = Path(tempfile.mkdtemp(prefix="x0-bench-supervisor-"))
     settings = Settings(
         data_dir=data_dir,
@@ -169,11 +189,12 @@ def main() -> None:
     )
     ensure_ray(RaySettings(dashboard=False, namespace="x0-bench-supervisor"))
     try:
-        ours = asyncio.run(measure("offload", settings, producers, seconds, rows))
-        base = asyncio.run(measure("inline", settings, producers, seconds, rows))
+        ours = asyncio.run(measure("offload", settings, producers, seconds, offered))
+        base = asyncio.run(measure("inline", settings, producers, seconds, offered))
     finally:
         shutdown_ray()
     metrics = {
+        "offered.samples_per_s": offered,
         "ingest.samples_per_s": ours["samples_per_s"],
         "ingest.messages_per_s": ours["messages_per_s"],
         "ingest.batches_per_s": ours["batches_per_s"],
@@ -190,9 +211,10 @@ def main() -> None:
         "ratio.ingest_samples": ours["samples_per_s"] / max(base["samples_per_s"], 1e-6),
     }
     notes = {
-        "load": f"{producers} producer actors, 4 refs x {rows} rows x {len(METRICS)} metrics "
-        f"per message, {seconds:g} s per design; training step 0.4 s CPU every 1 s and one "
-        "1,000-node router start, both via Supervisor.run_job",
+        "load": f"{producers} producer actors offering {offered:,.0f} samples/s in messages "
+        f"of {REFS} refs x {ROWS} rows x {len(METRICS)} metrics, {seconds:g} s per design; "
+        "a training step of 0.4 s CPU every 1 s and one 1,000-node router start, both via "
+        "Supervisor.run_job",
         "baseline": "design=inline: the same Supervisor with those jobs called on its event "
         "loop (the earlier version's design)",
         "host": f"{os.cpu_count()} cores shared by the producers, Ray, the jobs and anything "
