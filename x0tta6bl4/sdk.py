@@ -81,13 +81,12 @@ class Mesh:
             import ray
 
             from x0tta6bl4.actors.ledger import LEDGER_NAME, remote_ledger
-            from x0tta6bl4.actors.payments_app import payments_db_path
-            from x0tta6bl4.payments import PaymentService
+            from x0tta6bl4.payments import PaymentService, ledger_db_path
 
             try:
                 handle = ray.get_actor(LEDGER_NAME, namespace=self.info.namespace)
             except ValueError:
-                db = payments_db_path(self.settings)
+                db = ledger_db_path(self.settings)
                 self._payments = PaymentService(self.settings.payments, db)
             else:
                 ledger = remote_ledger(handle)

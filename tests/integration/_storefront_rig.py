@@ -14,8 +14,8 @@ from typing import Any
 from tests.fakes import FakeToncenter, FakeTronGrid, payments_settings
 from tests.fakes.telegram import BOT_TOKEN, FakeTelegram, FakeUser, SentMessage
 from x0tta6bl4.config import Settings, StorefrontSettings
-from x0tta6bl4.payments import Currency, Order, PaymentService
-from x0tta6bl4.storefront import Storefront, payments_db_path
+from x0tta6bl4.payments import Currency, Order, PaymentService, ledger_db_path
+from x0tta6bl4.storefront import Storefront
 
 __all__ = ["ADMIN", "ShopRig"]
 
@@ -60,7 +60,7 @@ class ShopRig:
             storefront=StorefrontSettings(**storefront),
             payments=payments_settings(self.tron, self.ton, **self.payments_overrides),
         )
-        self.payments = PaymentService(self.settings.payments, payments_db_path(self.settings))
+        self.payments = PaymentService(self.settings.payments, ledger_db_path(self.settings))
         self._verifying = asyncio.create_task(self.payments.run(self._stop))
         return self
 

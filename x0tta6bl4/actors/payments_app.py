@@ -17,19 +17,14 @@ from x0tta6bl4.actors.payment_verifier import spawn_verifier
 from x0tta6bl4.actors.runtime import RayInfo
 from x0tta6bl4.config import Settings
 from x0tta6bl4.errors import ClusterError, ConfigError
-from x0tta6bl4.payments import resolve
+from x0tta6bl4.payments import ledger_db_path, resolve
 
-__all__ = ["PaymentsComponent", "payments_db_path"]
+__all__ = ["PaymentsComponent"]
 
 log = loggers.payments
 
 _STOP_TIMEOUT_S = 30.0
 _START_TIMEOUT_S = 120.0
-
-
-def payments_db_path(settings: Settings) -> str:
-    """The ledger's SQLite file: ``payments.db_path`` or ``<data_dir>/payments.sqlite``."""
-    return str(settings.payments.db_path or settings.data_dir / "payments.sqlite")
 
 
 class PaymentsComponent:
@@ -49,7 +44,7 @@ class PaymentsComponent:
                 "payments are enabled but no receiving address is configured",
                 fix="set payments.tron_addresses and/or payments.ton_addresses",
             )
-        self.ledger = spawn_ledger(payments, payments_db_path(self.settings), ray_info.namespace)
+        self.ledger = spawn_ledger(payments, str(ledger_db_path(self.settings)), ray_info.namespace)
         self.verifiers = [
             spawn_verifier(payments, i, ray_info.namespace) for i in range(payments.verifiers)
         ]

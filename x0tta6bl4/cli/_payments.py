@@ -17,7 +17,6 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.table import Table
 
-from x0tta6bl4.actors.payments_app import payments_db_path
 from x0tta6bl4.cli._common import console, settings_of
 from x0tta6bl4.errors import ConfigError
 from x0tta6bl4.payments import (
@@ -28,6 +27,7 @@ from x0tta6bl4.payments import (
     PaymentService,
     display_address,
     format_amount,
+    ledger_db_path,
     parse_amount,
     utcnow,
 )
@@ -68,7 +68,7 @@ def _with_service(ctx: typer.Context, work: Callable[[PaymentService], Awaitable
     settings = settings_of(ctx)
 
     async def run() -> T:
-        async with PaymentService(settings.payments, payments_db_path(settings)) as service:
+        async with PaymentService(settings.payments, ledger_db_path(settings)) as service:
             return await work(service)
 
     return asyncio.run(run())

@@ -23,7 +23,7 @@ from x0tta6bl4.payments._invoice import (
     payment_uri,
     wallet_links,
 )
-from x0tta6bl4.payments._ledger import Ledger, LedgerApi, new_order_id
+from x0tta6bl4.payments._ledger import Ledger, LedgerApi, ledger_db_path, new_order_id
 from x0tta6bl4.payments._models import (
     Chain,
     Currency,
@@ -61,6 +61,7 @@ __all__ = [
     "build_sources",
     "display_address",
     "format_amount",
+    "ledger_db_path",
     "new_order_id",
     "normalize_ton",
     "normalize_tron",

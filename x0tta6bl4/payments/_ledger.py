@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from x0tta6bl4 import loggers
-from x0tta6bl4.config import PaymentsSettings
+from x0tta6bl4.config import PaymentsSettings, Settings
 from x0tta6bl4.errors import OrderStateError, PaymentError
 from x0tta6bl4.payments._models import (
     Chain,
@@ -34,7 +34,7 @@ from x0tta6bl4.payments._networks import ChainConfig
 from x0tta6bl4.payments._repository import NewOrder, Outcome, PaymentRecord, StreamWork
 from x0tta6bl4.payments._sqlite import SqliteRepository
 
-__all__ = ["Ledger", "LedgerApi", "new_order_id"]
+__all__ = ["Ledger", "LedgerApi", "ledger_db_path", "new_order_id"]
 
 log = loggers.payments
 
@@ -46,6 +46,11 @@ _ID_ALPHABET = "23456789abcdefghjkmnpqrstuvwxyz"
 def new_order_id() -> str:
     """``x0`` + 8 unambiguous characters: short enough to type as a TON comment."""
     return "x0" + "".join(secrets.choice(_ID_ALPHABET) for _ in range(8))
+
+
+def ledger_db_path(settings: Settings) -> Path:
+    """The ledger's SQLite file: ``payments.db_path`` or ``<data_dir>/payments.sqlite``."""
+    return settings.payments.db_path or settings.data_dir / "payments.sqlite"
 
 
 class LedgerApi(Protocol):

@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from x0tta6bl4.storefront.catalog import Catalog, Product, default_products_file, load_catalog
-from x0tta6bl4.storefront.paths import join_key_path, payments_db_path, state_db_path
+from x0tta6bl4.storefront.paths import join_key_path, state_db_path
 
 if TYPE_CHECKING:
     from x0tta6bl4.storefront.service import Storefront, serve
@@ -29,7 +29,6 @@ __all__ = [
     "default_products_file",
     "join_key_path",
     "load_catalog",
-    "payments_db_path",
     "serve",
     "state_db_path",
 ]

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from x0tta6bl4.config import Settings
 
-__all__ = ["join_key_path", "payments_db_path", "state_db_path"]
+__all__ = ["join_key_path", "state_db_path"]
 
 
 def state_db_path(settings: Settings) -> Path:
@@ -17,8 +17,3 @@ def state_db_path(settings: Settings) -> Path:
 def join_key_path(settings: Settings) -> Path:
     """The Ed25519 key that signs join credentials (its ``.pub`` lies next to it)."""
     return settings.storefront.join_key_file or settings.data_dir / "storefront" / "join_key.pem"
-
-
-def payments_db_path(settings: Settings) -> Path:
-    """The ledger file an in-process PaymentService uses."""
-    return settings.payments.db_path or settings.data_dir / "payments.sqlite"

@@ -23,13 +23,13 @@ from x0tta6bl4 import loggers
 from x0tta6bl4.config import Settings
 from x0tta6bl4.errors import ConfigError, X0Error
 from x0tta6bl4.identity.credentials import load_or_create_issuer_key, public_key_hex
-from x0tta6bl4.payments import PaymentService
+from x0tta6bl4.payments import PaymentService, ledger_db_path
 from x0tta6bl4.storefront.catalog import Catalog, load_catalog
 from x0tta6bl4.storefront.fulfilment import Fulfilment
 from x0tta6bl4.storefront.handlers import Flow, build_router
 from x0tta6bl4.storefront.invoices import Invoices
 from x0tta6bl4.storefront.middlewares import GateMiddleware
-from x0tta6bl4.storefront.paths import join_key_path, payments_db_path, state_db_path
+from x0tta6bl4.storefront.paths import join_key_path, state_db_path
 from x0tta6bl4.storefront.ports import PaymentsPort
 from x0tta6bl4.storefront.shop import PerChatIsolation, Shop
 from x0tta6bl4.storefront.store import BotStore, SqliteStorage
@@ -60,7 +60,7 @@ async def serve(
     """
     service: PaymentService | None = None
     if payments is None:
-        service = payments = PaymentService(settings.payments, payments_db_path(settings))
+        service = payments = PaymentService(settings.payments, ledger_db_path(settings))
     storefront = Storefront(settings, payments)
     verifying = asyncio.create_task(service.run(stop)) if service is not None else None
     try:
