@@ -97,8 +97,12 @@ def test_routes_converge_to_every_pair(mesh: Any) -> None:
         ).stdout
         dests = {line.split()[0] for line in shown.splitlines()}
         assert dests == {addr for other, addr in p.loopbacks.items() if other != node}
+    wait_for(lambda: _all_links_up(mesh), 20, 0.2, "every link up at both ends")
+
+
+def _all_links_up(mesh: Any) -> bool:
     states = ray.get([a.status.remote() for a in mesh.actors.values()])
-    assert all(s["running"] and s["links_up"] == s["links"] for s in states)
+    return all(s["running"] and s["links_up"] == s["links"] for s in states)
 
 
 @pytest.mark.parametrize("kind", ["link-down", "loss"])
@@ -148,11 +152,12 @@ def test_actor_restart_loses_no_packets(mesh: Any, victim: str) -> None:
         status = wait_for(lambda: _restarted(actor, old_pid), 60, 0.2, f"{node} restarted")
         assert status["adopted"] == len(plan_of(mesh).namespaces) - 1
         wait_for(lambda: ray.get(actor.status.remote())["links_up"] > 0, 20, 0.1, "links up")
-        time.sleep(0.5)
+        back = time.time()
+        wait_for(lambda: echo.last_reply() > back + 0.5, 10, 0.05, "replies after the restart")
     finally:
         echo.stop()
     stats = echo.stats()
-    assert stats.sent > 300
+    assert stats.sent > 100
     assert stats.lost_sequences == [], f"{stats.lost} lost; {_gaps(echo, killed)}"
 
 
