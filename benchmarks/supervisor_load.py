@@ -187,6 +187,7 @@ def main() -> None:
         supervisor={"interval_s": 1.0, "max_queued_batches": 512, "slow_tick_s": 5.0},
         log={"level": "error"},
     )
+    load_before = os.getloadavg()[0]
     ensure_ray(RaySettings(dashboard=False, namespace="x0-bench-supervisor"))
     try:
         ours = asyncio.run(measure("offload", settings, producers, seconds, offered))
@@ -218,8 +219,8 @@ def main() -> None:
         "baseline": "design=inline: the same Supervisor with those jobs called on its event "
         "loop (the earlier version's design)",
         "host": f"{os.cpu_count()} cores shared by the producers, Ray, the jobs and anything "
-        "else running on the machine; load average at the end "
-        f"{', '.join(f'{x:.1f}' for x in os.getloadavg())}",
+        f"else running on the machine; 1-min load average {load_before:.1f} at the start, "
+        f"{os.getloadavg()[0]:.1f} at the end",
     }
     report("supervisor_load", args, metrics, notes)
 
