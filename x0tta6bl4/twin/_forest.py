@@ -22,12 +22,12 @@ from x0tta6bl4.twin._graph import (
     jump_depth,
 )
 
-__all__ = ["fold_or", "forest_sums", "path_loads", "row_loads", "tree_loads"]
+__all__ = ["fold_or", "forest_sums", "path_loads", "row_loads"]
 
 _ROW_CHUNK = 256
 """Trees handled per block in :func:`row_loads` (bounds its memory to ~chunk x n x k)."""
-_CLIMB_STEPS = 48
-"""Steps walkers climb one at a time before the rest is summed by prefix sums."""
+_MERGE_EVERY = 8
+"""Hops between two merges of the walkers that met on the same tree entry."""
 
 
 def _roots_to_self(parent: IntArray) -> IntArray:
@@ -94,28 +94,6 @@ def row_loads(
     return loads
 
 
-def tree_loads(
-    trees: Trees,
-    tree_links: IntArray,
-    src: IntArray,
-    dst: IntArray,
-    weight: FloatArray,
-    num_links: int,
-) -> FloatArray:
-    """Per-link load of ``weight[i, k]`` routed from ``src[i]`` to ``dst[i]`` along the
-    mirrored trees (prefix sums over the rows involved)."""
-    n = trees.dist.shape[0]
-    rows, slot = np.unique(src, return_inverse=True)
-    position = trees.pre[src, dst].astype(np.int64) + 1
-    loads = np.zeros((num_links, weight.shape[1]))
-    for start in range(0, len(rows), _ROW_CHUNK):
-        sel = (slot >= start) & (slot < start + _ROW_CHUNK) & (position > 0)
-        placed = np.zeros((min(_ROW_CHUNK, len(rows) - start), n + 1, weight.shape[1]))
-        np.add.at(placed, (slot[sel] - start, position[sel]), weight[sel])
-        _preorder_loads(trees, tree_links, rows[start : start + _ROW_CHUNK], placed, loads)
-    return loads
-
-
 def path_loads(
     graph: IndexedGraph,
     trees: Trees,
@@ -127,9 +105,8 @@ def path_loads(
     paths given as a forest over the pairs that hangs off the mirrored trees.
 
     ``delta`` is ``(src, dst, pred, parent)``.  From the attachment points the
-    walkers climb the mirrored trees in step, merging where they meet; after
-    :data:`_CLIMB_STEPS` steps the rest is summed with prefix sums instead, so
-    deep trees (rings) cost no more than a pass over their rows.
+    walkers climb the mirrored trees in step (one gather per hop through the
+    flat parent table), merging every few hops where they meet.
     """
     src, dst, pred, parent = delta
     k = weight.shape[1]
@@ -139,27 +116,34 @@ def path_loads(
     _add(loads, graph.links_of(pred[has], dst[has]), carried[has])
     attach = has & (parent < 0) & (carried != 0).any(axis=1)
     n = trees.dist.shape[0]
-    first = np.empty(n * n, dtype=np.int64)
+    links = tree_links.ravel()
     key, w = src[attach] * n + pred[attach], carried[attach]
-    for _step in range(_CLIMB_STEPS):
-        if not len(key):
-            break
-        s, cur = key // n, key % n
-        up = trees.pred[s, cur].astype(np.int64)
-        ok = up >= 0
-        _add(loads, tree_links[s[ok], cur[ok]], w[ok])
-        key, w = s[ok] * n + up[ok], w[ok]
-        positions = np.arange(len(key), dtype=np.int64)
-        first[key[::-1]] = positions[::-1]
-        group = first[key]
-        merged = np.zeros(len(key) * k)
-        _add(merged, group, w)
-        keep = group == positions
-        key, w = key[keep], merged.reshape(-1, k)[keep]
-    loads = loads.reshape(-1, k)
-    if len(key):
-        loads += tree_loads(trees, tree_links, key // n, key % n, w, graph.num_links)
-    return loads
+    first: IntArray | None = None
+    hops = 0
+    while len(key):
+        link = links[key]
+        live = link >= 0
+        if not live.all():
+            key, w, link = key[live], w[live], link[live]
+        _add(loads, link, w)
+        key = trees.up[key]
+        hops += 1
+        if hops % _MERGE_EVERY == 0 and len(key) > 1:
+            if first is None:
+                first = np.empty(n * n, dtype=np.int64)
+            key, w = _merge(key, w, first)
+    return loads.reshape(-1, k)
+
+
+def _merge(key: IntArray, w: FloatArray, first: IntArray) -> tuple[IntArray, FloatArray]:
+    """Walkers at the same tree entry become one carrying their summed weight."""
+    positions = np.arange(len(key), dtype=np.int64)
+    first[key[::-1]] = positions[::-1]
+    group = first[key]
+    merged = np.zeros(len(key) * w.shape[1])
+    _add(merged, group, w)
+    keep = group == positions
+    return key[keep], merged.reshape(-1, w.shape[1])[keep]
 
 
 def _add(flat: FloatArray, index: IntArray, weight: FloatArray) -> None:

@@ -125,6 +125,8 @@ class Trees:
 
     dist: FloatArray
     pred: npt.NDArray[np.int32]
+    up: IntArray
+    """Flat index ``s * n + pred[s, t]`` of each entry's parent (roots: themselves)."""
     pre: npt.NDArray[np.int32]
     size: npt.NDArray[np.int32]
     order: npt.NDArray[np.int32]
@@ -173,6 +175,7 @@ def build_trees(adjacency: csr_array) -> Trees:
     return Trees(
         dist=dist,
         pred=pred.astype(np.int32),
+        up=parent,
         pre=pre.reshape(n, n).astype(np.int32),
         size=size.reshape(n, n).astype(np.int32),
         order=order,
