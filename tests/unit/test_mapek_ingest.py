@@ -91,3 +91,14 @@ def test_many_entities_grow_the_tables() -> None:
 def test_rejects_what_is_not_a_batch() -> None:
     with pytest.raises(TelemetryError, match="expected a TelemetryBatch"):
         WindowAggregator().add({"not": "a batch"})  # type: ignore[arg-type]
+
+
+def test_several_rows_of_one_entity_in_a_batch() -> None:
+    agg = WindowAggregator()
+    agg.add(_batch([(101, "a-b", (1.0, 0.0)), (102, "a-b", (0.0, 0.5)), (102, "c-d", (1.0, 0.1))]))
+    agg.add(_batch([(101, "a-b", (1.0, 0.0)), (102, "a-b", (0.0, 0.5)), (102, "c-d", (1.0, 0.1))]))
+    links = agg.close(110.0).kinds["link"]
+    np.testing.assert_allclose(links.mean, [[0.5, 0.25], [1.0, 0.1]])
+    np.testing.assert_allclose(links.count, [[4, 4], [2, 2]])
+    np.testing.assert_allclose(links.last, [[0.0, 0.5], [1.0, 0.1]])  # the newest row wins
+    np.testing.assert_allclose(links.last_seen, [102, 102])

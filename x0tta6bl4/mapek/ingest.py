@@ -26,6 +26,8 @@ from x0tta6bl4.telemetry import TelemetryBatch
 __all__ = ["IngestAck", "KindWindow", "TelemetryQueue", "Window", "WindowAggregator"]
 
 T = TypeVar("T")
+_LAYOUT_CACHE = 4096
+"""Entity layouts remembered per telemetry kind (one per producer and batch shape)."""
 FloatMatrix = npt.NDArray[np.float64]
 
 
@@ -154,6 +156,29 @@ class _Table:
         self.last = np.full((8, 4), np.nan)
         self.last_ts = np.full((8, 4), -np.inf)
         self.last_seen = np.full(8, -np.inf)
+        self._layouts: dict[bytes, tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]] = {}
+
+    def layout(
+        self, entity: npt.NDArray[np.str_]
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        """Row of each sample, and the index of each entity's last sample (a batch
+        lists an entity's samples oldest first, as :class:`BatchBuilder` does).
+
+        Producers send the same entities batch after batch, so layouts are cached
+        by the entity column's bytes (a bounded cache; eviction only costs time).
+        """
+        key = entity.tobytes()
+        cached = self._layouts.get(key)
+        if cached is None:
+            unique, inverse = np.unique(entity, return_inverse=True)
+            rows = self.row_ids(unique)[inverse]
+            order = np.argsort(rows, kind="stable")
+            boundary = np.r_[rows[order][1:] != rows[order][:-1], True]
+            cached = (rows, order[boundary])
+            if len(self._layouts) >= _LAYOUT_CACHE:
+                self._layouts.pop(next(iter(self._layouts)))
+            self._layouts[key] = cached
+        return cached
 
     def row_ids(self, names: npt.NDArray[np.str_]) -> npt.NDArray[np.int64]:
         for name in names.tolist():
@@ -198,27 +223,37 @@ class WindowAggregator:
                 f"expected a TelemetryBatch, got {type(batch).__name__}",
                 fix="producers must ray.put TelemetryBatch objects and send the refs",
             )
-        if not len(batch):
+        if not len(batch) or not batch.metrics:
             return 0
         table = self._tables.get(batch.kind)
         if table is None:
             table = self._tables[batch.kind] = _Table(batch.kind)
-        unique, inverse = np.unique(batch.entity, return_inverse=True)
-        rows = table.row_ids(unique)[inverse]
+        rows, newest = table.layout(batch.entity)
+        cols = np.array([table.col_id(m) for m in batch.metrics], dtype=np.int64)
         ts = np.asarray(batch.ts, dtype=np.float64)
-        np.maximum.at(table.last_seen, rows, ts)
-        newest = np.argsort(ts, kind="stable")
-        for metric, values in batch.metrics.items():
-            col = table.col_id(metric)
-            values = np.asarray(values, dtype=np.float64)
-            ok = ~np.isnan(values)
-            size = table.sums.shape[0]
-            table.sums[:, col] += np.bincount(rows[ok], weights=values[ok], minlength=size)
-            table.counts[:, col] += np.bincount(rows[ok], minlength=size)
-            order = newest[ok[newest]]
-            later = ts[order] >= table.last_ts[rows[order], col]
-            table.last[rows[order][later], col] = values[order][later]
-            table.last_ts[rows[order][later], col] = ts[order][later]
+        values = np.stack([np.asarray(v, dtype=np.float64) for v in batch.metrics.values()], 1)
+        ok = ~np.isnan(values)
+        width = table.sums.shape[1]
+        cells = (rows[:, None] * width + cols[None, :]).ravel()  # flat: 1-D indexing is fast
+        kept = np.where(ok, values, 0.0).ravel()
+        sums, counts = table.sums.reshape(-1), table.counts.reshape(-1)
+        if len(newest) == len(rows):  # one row per entity: plain fancy indexing is exact
+            sums[cells] += kept
+            counts[cells] += ok.ravel()
+            table.last_seen[rows] = np.maximum(table.last_seen[rows], ts)
+        else:
+            np.add.at(sums, cells, kept)
+            np.add.at(counts, cells, ok.ravel().astype(np.float64))
+            np.maximum.at(table.last_seen, rows, ts)
+        cells = cells.reshape(len(rows), -1)
+        # Latest value per entity and metric: each entity's last row in the batch (rows
+        # come oldest first), one write per cell, kept only if newer than what we have.
+        newest_cells, v, t = cells[newest], values[newest], ts[newest]
+        last_ts = table.last_ts.reshape(-1)
+        take = ok[newest] & (t[:, None] >= last_ts[newest_cells])
+        at = newest_cells[take]
+        table.last.reshape(-1)[at] = v[take]
+        last_ts[at] = np.broadcast_to(t[:, None], take.shape)[take]
         self._samples += batch.samples
         self._batches += 1
         return batch.samples
