@@ -171,6 +171,8 @@ class SupervisorSettings(_Section):
     """``auto``: the Trainer's GraphSAGE model when a ``trainer`` actor runs, else statistics."""
     twin_max_nodes: int = Field(4000, ge=2)
     """Largest mesh the digital twin mirrors (memory grows with nodes squared)."""
+    baseline_save_s: float = Field(60.0, gt=0)
+    """How often baselines are written to Knowledge (a restart loses at most this much)."""
 
 
 class EbpfSettings(_Section):

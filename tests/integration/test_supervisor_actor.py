@@ -24,7 +24,13 @@ pytestmark = [pytest.mark.ray, pytest.mark.slow]
 def _settings(tmp_path, **supervisor) -> Settings:
     return Settings(
         data_dir=tmp_path,
-        supervisor={"interval_s": 0.2, "stale_after_s": 1.0, "warmup_windows": 2, **supervisor},
+        supervisor={
+            "interval_s": 0.2,
+            "stale_after_s": 1.0,
+            "warmup_windows": 2,
+            "baseline_save_s": 2.0,
+            **supervisor,
+        },
     )
 
 

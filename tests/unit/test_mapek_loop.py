@@ -34,7 +34,12 @@ class Rig:
         self.sim.up(self.topology)
         assert self.sim.run_until(self.sim.converged, 30, 0.1) is not None
         self.port = SimMeshPort(self.sim)
-        supervisor = {"stale_after_s": 3, "verify_after_s": 1, "heal_timeout_s": 8}
+        supervisor = {
+            "stale_after_s": 3,
+            "verify_after_s": 1,
+            "heal_timeout_s": 8,
+            "baseline_save_s": 10,
+        }
         self.settings = SupervisorSettings(**{**supervisor, "warmup_windows": 4, **overrides})
         self.path = tmp_path / "kb.sqlite"
 

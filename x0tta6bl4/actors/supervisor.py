@@ -20,8 +20,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
 
 import pandas as pd
@@ -61,8 +63,21 @@ _DRAIN_BATCH = 64
 _CALL_TIMEOUT_S = 5.0
 
 
+JOB_NICENESS = 10
+"""Niceness of the thread that runs an offloaded job: on a busy host the control
+loop, not a training run, gets the CPU first."""
+
+
+def _lower_priority() -> None:
+    with contextlib.suppress(OSError):  # not Linux, or not allowed: normal priority
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), JOB_NICENESS)
+
+
 def _call(fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
-    return fn(*args)
+    """Run ``fn(*args)`` in a thread of lowered priority (Linux sets niceness per
+    thread), so the worker process itself keeps its priority for later tasks."""
+    with ThreadPoolExecutor(1, "x0-job", initializer=_lower_priority) as pool:
+        return pool.submit(fn, *args).result()
 
 
 _remote_call = ray.remote(max_retries=0)(_call)

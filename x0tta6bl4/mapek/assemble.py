@@ -65,5 +65,6 @@ def build_loop(
         port=port,
         max_attempts=s.max_attempts,
         slow_tick_s=s.slow_tick_s,
+        save_every=max(1, round(s.baseline_save_s / s.interval_s)),
         on_phase=on_phase,
     )

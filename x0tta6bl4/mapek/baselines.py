@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -46,9 +47,8 @@ DEFAULT_FLOOR = 1e-3
 MAD_TO_SIGMA = 1.4826
 
 
-@dataclass(frozen=True)
-class BaselineRecord:
-    """One baseline as Knowledge stores it."""
+class BaselineRecord(NamedTuple):
+    """One baseline as Knowledge stores it (a plain tuple underneath)."""
 
     kind: str
     entity: str
@@ -187,14 +187,28 @@ class BaselineSnapshot:
     kinds: Mapping[str, tuple[list[str], list[str], FloatMatrix, FloatMatrix, FloatMatrix]]
     saved: Mapping[str, Mapping[tuple[str, str], BaselineRecord]]
 
-    def records(self) -> list[BaselineRecord]:
-        out = {
-            (r.kind, r.entity, r.metric): r for saved in self.saved.values() for r in saved.values()
+    def rows(self) -> list[tuple[str, str, str, float, float, int]]:
+        """``(kind, entity, metric, mean, mad, n)`` of every baseline with data, live
+        ones over seeded ones; built with numpy and ``zip`` (tens of thousands are
+        common, and this runs beside the event loop)."""
+        out: dict[tuple[str, str, str], tuple[str, str, str, float, float, int]] = {
+            r[:3]: r for saved in self.saved.values() for r in saved.values()
         }
         for kind, (entities, metrics, mean, mad, n) in self.kinds.items():
-            for i, j in zip(*np.nonzero(n > 0), strict=True):
-                entity, metric = entities[i], metrics[j]
-                out[(kind, entity, metric)] = BaselineRecord(
-                    kind, entity, metric, float(mean[i, j]), float(mad[i, j]), int(n[i, j])
-                )
+            i, j = np.nonzero(n > 0)
+            names = np.asarray(entities, dtype=object)[i].tolist()
+            cols = np.asarray(metrics, dtype=object)[j].tolist()
+            for row in zip(
+                [kind] * len(i),
+                names,
+                cols,
+                mean[i, j].tolist(),
+                mad[i, j].tolist(),
+                n[i, j].astype(np.int64).tolist(),
+                strict=True,
+            ):
+                out[row[:3]] = row
         return list(out.values())
+
+    def records(self) -> list[BaselineRecord]:
+        return [BaselineRecord(*row) for row in self.rows()]

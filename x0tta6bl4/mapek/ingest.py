@@ -245,10 +245,10 @@ class WindowAggregator:
             np.add.at(sums, cells, kept)
             np.add.at(counts, cells, ok.ravel().astype(np.float64))
             np.maximum.at(table.last_seen, rows, ts)
-        cells = cells.reshape(len(rows), -1)
+        grid = cells.reshape(len(rows), -1)
         # Latest value per entity and metric: each entity's last row in the batch (rows
         # come oldest first), one write per cell, kept only if newer than what we have.
-        newest_cells, v, t = cells[newest], values[newest], ts[newest]
+        newest_cells, v, t = grid[newest], values[newest], ts[newest]
         last_ts = table.last_ts.reshape(-1)
         take = ok[newest] & (t[:, None] >= last_ts[newest_cells])
         at = newest_cells[take]

@@ -373,18 +373,21 @@ class Knowledge:
 
     # --- baselines -------------------------------------------------------------------
 
-    def save_baselines(self, records: Iterable[BaselineRecord], now: float) -> int:
-        rows = [(r.kind, r.entity, r.metric, r.mean, r.mad, r.n, now) for r in records]
+    def save_baselines(
+        self, rows: Iterable[tuple[str, str, str, float, float, int]], now: float
+    ) -> int:
+        """Upsert ``(kind, entity, metric, mean, mad, n)`` rows (see BaselineSnapshot.rows)."""
+        stamped = [(*row, now) for row in rows]
         self.db.execute("BEGIN")
         self.db.executemany(
             "INSERT INTO baselines (kind, entity, metric, mean, mad, n, updated_at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (kind, entity, metric) DO UPDATE SET"
             " mean = excluded.mean, mad = excluded.mad, n = excluded.n,"
             " updated_at = excluded.updated_at",
-            rows,
+            stamped,
         )
         self.db.execute("COMMIT")
-        return len(rows)
+        return len(stamped)
 
     def baselines(self) -> list[BaselineRecord]:
         return [

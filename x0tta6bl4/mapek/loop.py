@@ -337,7 +337,7 @@ class MapekLoop:
             return
         snapshot = self.monitor.baselines.snapshot()  # array copies; records built off-loop
         now = self.clock()
-        await self.knowledge.call(lambda k: k.save_baselines(snapshot.records(), now))
+        await self.knowledge.call(lambda k: k.save_baselines(snapshot.rows(), now))
 
     # --- helpers ---------------------------------------------------------------------
 
