@@ -12,6 +12,7 @@ numpy (no Python loop over samples) and closes one :class:`Window` per tick.
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -208,9 +209,14 @@ class _Table:
 
 
 class WindowAggregator:
-    """Folds telemetry batches into per-window sums; :meth:`close` ends a window."""
+    """Folds telemetry batches into per-window sums; :meth:`close` ends a window.
+
+    Thread-safe: batches may be folded in on a worker thread while the event
+    loop closes windows.
+    """
 
     def __init__(self, start: float = 0.0) -> None:
+        self._lock = threading.Lock()
         self._tables: dict[str, _Table] = {}
         self._start = start
         self._samples = 0
@@ -225,6 +231,10 @@ class WindowAggregator:
             )
         if not len(batch) or not batch.metrics:
             return 0
+        with self._lock:
+            return self._add(batch)
+
+    def _add(self, batch: TelemetryBatch) -> int:
         table = self._tables.get(batch.kind)
         if table is None:
             table = self._tables[batch.kind] = _Table(batch.kind)
@@ -260,6 +270,10 @@ class WindowAggregator:
 
     def close(self, end: float) -> Window:
         """The window since the previous close; sums restart from zero."""
+        with self._lock:
+            return self._close(end)
+
+    def _close(self, end: float) -> Window:
         window = Window(self._start, end, samples=self._samples, batches=self._batches)
         for kind, table in self._tables.items():
             r, c = len(table.rows), len(table.cols)
