@@ -45,6 +45,12 @@ def test_disabled_component_is_reported_off(ray_session) -> None:
         assert {s.name: s.state for s in app.status()}["metrics"] == "off"
 
 
+def test_only_limits_the_app_to_named_components(ray_session) -> None:
+    """`mesh up` runs the app with only={"mesh"}: nothing else starts or is listed."""
+    with App(load_settings(overrides=parse_overrides(["metrics.port=0"])), only={"metrics"}) as app:
+        assert [(s.name, s.state) for s in app.status()] == [("metrics", "running")]
+
+
 def test_busy_port_fails_that_component_only(ray_session) -> None:
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))

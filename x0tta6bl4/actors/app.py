@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -90,9 +90,16 @@ class ComponentState:
 class App:
     """Brings up the enabled components on Ray and takes them down again."""
 
-    def __init__(self, settings: Settings, address: str | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        address: str | None = None,
+        only: Collection[str] | None = None,
+    ) -> None:
+        """``only`` limits the app to these components (``mesh up`` runs just the mesh)."""
         self.settings = settings
         self.address = address
+        self.only = None if only is None else frozenset(only)
         self.ray_info: RayInfo | None = None
         self.started_at: float | None = None
         self._running: list[Component] = []
@@ -109,6 +116,8 @@ class App:
         self.ray_info = ensure_ray(self.settings.ray, self.address)
         self.started_at = time.monotonic()
         for spec in COMPONENTS:
+            if self.only is not None and spec.name not in self.only:
+                continue
             if not spec.enabled(self.settings):
                 self._states[spec.name] = ComponentState(spec.name, "off")
                 continue

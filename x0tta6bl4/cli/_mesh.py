@@ -7,17 +7,16 @@ directory (the newest, or ``--run ID``).
 
 from __future__ import annotations
 
-import signal
-import time
-from types import FrameType
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.live import Live
 from rich.table import Table
 
 from x0tta6bl4.cli._common import console, settings_of
 from x0tta6bl4.errors import MeshError
+
+if TYPE_CHECKING:
+    from x0tta6bl4.actors.app import App
 
 __all__ = ["app"]
 
@@ -43,54 +42,29 @@ def up(
     address: Annotated[str | None, typer.Option(help="Join this Ray cluster.")] = None,
 ) -> None:
     """Start Ray and a mesh of MeshNode actors; show it until Ctrl-C; tear it all down."""
-    from x0tta6bl4.actors.mesh_app import MeshComponent
-    from x0tta6bl4.actors.runtime import ensure_ray, shutdown_ray
+    from x0tta6bl4.actors.app import App
+    from x0tta6bl4.cli._run import serve
 
     settings = settings_of(ctx)
     if nodes is not None:
         settings.mesh.nodes = nodes
     if topology is not None:
         settings.mesh.topology = topology  # type: ignore[assignment]
-    stop = False
-
-    def _stop(signum: int, _frame: FrameType | None) -> None:
-        nonlocal stop
-        stop = True
-
-    previous = signal.signal(signal.SIGTERM, _stop)
-    component = MeshComponent(settings)
-    info = None
-    try:
-        with console.status(f"starting {settings.mesh.nodes} mesh nodes…"):
-            info = ensure_ray(settings.ray, address)
-            component.start(info)
-        console.print(
-            f"mesh [bold]{component.run_id}[/] up: {len(component.topology)} nodes "
-            f"({component.kind}) in {component.started_s:.1f} s; "
-            f"`x0tta6bl4 mesh status --run {component.run_id}` from another terminal"
-        )
-        deadline = None if duration is None else time.monotonic() + duration
-        with Live(_table(component.status()), console=console, auto_refresh=False) as live:
-            while not stop and (deadline is None or time.monotonic() < deadline):
-                time.sleep(1.0)
-                live.update(_table(component.status()), refresh=True)
-    except KeyboardInterrupt:
-        console.print("interrupted")
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-        with console.status("stopping…"):
-            component.stop()
-            if info is not None and info.started_here:
-                shutdown_ray()
-        console.print("mesh stopped; namespaces, routes and actors removed")
+    settings.mesh.enabled = True
+    serve(App(settings, address, only={"mesh"}), duration, on_started=_announce_run)
+    console.print("mesh stopped; namespaces, routes and actors removed")
 
 
-def _table(status: dict[str, Any]) -> Table:
-    table = Table(title="mesh")
-    for key in status:
-        table.add_column(key)
-    table.add_row(*(str(v) for v in status.values()))
-    return table
+def _announce_run(app: App) -> None:
+    for state in app.status():
+        if state.error:
+            raise MeshError(f"the mesh did not start: {state.error}")
+        run_id = state.detail.get("run")
+        if run_id:
+            console.print(
+                f"mesh [bold]{run_id}[/] up; "
+                f"`x0tta6bl4 mesh status --run {run_id}` from another terminal"
+            )
 
 
 @app.command()

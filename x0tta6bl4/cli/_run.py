@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import time
+from collections.abc import Callable
 from types import FrameType
 from typing import Annotated
 
@@ -13,6 +14,8 @@ from rich.table import Table
 
 from x0tta6bl4.actors.app import App, ComponentState
 from x0tta6bl4.cli._common import console, settings_of
+
+__all__ = ["run", "serve"]
 
 _STATE_STYLE = {"running": "green", "off": "dim", "failed": "red", "stopped": "yellow"}
 
@@ -29,8 +32,17 @@ def run(
 ) -> None:
     """Start local Ray (or join --address), bring up the enabled capabilities, run until
     Ctrl-C or --duration, then tear everything down."""
-    settings = settings_of(ctx)
-    app = App(settings, address)
+    serve(App(settings_of(ctx), address), duration, refresh_s)
+    console.print("\nstopped; nothing left running")
+
+
+def serve(
+    app: App,
+    duration: float | None,
+    refresh_s: float = 1.0,
+    on_started: Callable[[App], None] | None = None,
+) -> None:
+    """Start ``app``, show its live status until Ctrl-C, SIGTERM or ``duration``, stop it."""
     stop_requested = False
 
     def _request_stop(signum: int, _frame: FrameType | None) -> None:
@@ -47,6 +59,8 @@ def run(
                 f"Ray at [bold]{info.address}[/] namespace [bold]{info.namespace}[/]"
                 f" dashboard {info.dashboard_url or 'off'}"
             )
+        if on_started is not None:
+            on_started(app)
         deadline = None if duration is None else time.monotonic() + duration
         with Live(_status_table(app.status(), 0.0), console=console, auto_refresh=False) as live:
             while not stop_requested and (deadline is None or time.monotonic() < deadline):
@@ -61,7 +75,6 @@ def run(
         signal.signal(signal.SIGTERM, previous)
         with console.status("stopping…"):
             app.stop()
-        console.print("\nstopped; nothing left running")
 
 
 def _status_table(states: list[ComponentState], uptime_s: float) -> Table:
