@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import math
 import os
 import subprocess
 import time
@@ -122,6 +123,41 @@ def test_heals_a_failed_link_on_the_path(mesh: Any, kind: str) -> None:
     finally:
         echo.stop()
     wait_for(lambda: all_pairs(mesh), 20, 0.2, "every pair reachable after heal")
+
+
+def test_a_drained_link_carries_nothing_until_cleared(mesh: Any) -> None:
+    wait_for(lambda: all_pairs(mesh), 20, 0.2, "every pair reachable")
+    hop = next_hop(mesh, SRC, DST)
+    actor = mesh.actors[SRC]
+    echo = stream(mesh)
+    try:
+        ray.get(actor.set_link_cost.remote(hop, math.inf))
+        ray.get(actor.set_link_cost.remote(hop, math.inf))  # idempotent
+        assert ray.get(actor.status.remote())["cost_overrides"] == {hop: math.inf}
+
+        def drained() -> bool:
+            return (
+                next_hop(mesh, SRC, DST) != hop
+                and next_hop(mesh, SRC, hop) != hop
+                and next_hop(mesh, hop, SRC) != SRC
+            )
+
+        wait_for(drained, 10, 0.05, f"both ends route around {SRC}-{hop}")
+        # Drained is not down: the link stays up at both ends.
+        assert _all_links_up(mesh)
+        ray.get(actor.set_link_cost.remote(hop, None))
+        wait_for(
+            lambda: next_hop(mesh, SRC, hop) == hop and next_hop(mesh, hop, SRC) == SRC,
+            10,
+            0.05,
+            f"{SRC}-{hop} used again",
+        )
+        assert ray.get(actor.status.remote())["cost_overrides"] == {}
+    finally:
+        echo.stop()
+    # A planned drain moves traffic while the old path still forwards: nothing is lost.
+    stats = echo.stats()
+    assert stats.lost_sequences == [], f"{stats.lost} lost during the drain"
 
 
 SOURCE_RESTART_BUG = (

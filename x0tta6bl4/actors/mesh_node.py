@@ -162,6 +162,13 @@ class MeshNode:
         if self.service.logic is not None:
             self.service.logic.release(node)
 
+    async def set_link_cost(self, peer: str, cost: float | None) -> None:
+        """Override this node's cost for the link to ``peer`` (None: back to the measured
+        cost, ``math.inf``: drain); flooded at once.  Waits for the node to run.  An actor
+        restart forgets overrides: the caller re-applies them (idempotent)."""
+        await self.ready()
+        self.service.logic.set_link_cost(peer, cost)  # type: ignore[union-attr]
+
     async def stop(self, flush_routes: bool = False) -> None:
         """Stop probing; ``flush_routes`` also removes our kernel routes (teardown)."""
         for task in (self._telemetry, self._start):

@@ -32,7 +32,7 @@ from collections.abc import Iterable, Mapping
 
 from x0tta6bl4 import loggers
 from x0tta6bl4.config import MeshSettings
-from x0tta6bl4.errors import ConfigError, MeshError, SecurityError
+from x0tta6bl4.errors import ConfigError, MeshError, SecurityError, TopologyError
 from x0tta6bl4.mesh.byzantine import MeshEvent, UnconfirmedTracker
 from x0tta6bl4.mesh.linkmon import LinkMonitor, LinkParams
 from x0tta6bl4.mesh.linkstate import Change, Lsdb, Verdict
@@ -60,6 +60,10 @@ FLOOD_RACE_S = 1.0
 """An older LSA at most this much older than the stored one lost a flooding race (counted
 as ``stale``); anything older is a replay (counted as rejected ``replayed``)."""
 MAX_EVENTS = 1000
+DRAIN_COST = 1_000_000.0
+"""What a drained link (override ``math.inf``) is advertised at: dearer than any real
+path, so SPF uses it only when nothing else reaches the destination (and it fits the
+wire's integer thousandths)."""
 
 
 class MeshNodeLogic:
@@ -108,6 +112,8 @@ class MeshNodeLogic:
         self.events: deque[MeshEvent] = deque(maxlen=MAX_EVENTS)
         self.monitors: dict[str, LinkMonitor] = {}
         self.link_costs: dict[str, float] = {}
+        self.overrides: dict[str, float] = {}
+        """Operator cost per neighbour (``math.inf``: drained) instead of the measured one."""
         self.lsdb = Lsdb(name, settings.lsa_max_age_s)
         self.tracker = UnconfirmedTracker(settings.byzantine_grace_s)
         self.isolated: dict[str, str] = {}
@@ -223,6 +229,52 @@ class MeshNodeLogic:
             self._originate(now)
         self._spf(now)
 
+    def set_link_cost(self, peer: str, cost: float | None) -> None:
+        """Override this node's cost for the link to ``peer`` (the operator's and the
+        Supervisor's knob); ``None`` returns to the measured cost (configured cost x ETX),
+        ``math.inf`` drains the link: it stays up and two-way confirmed but is advertised
+        at :data:`DRAIN_COST`, so SPF uses it only where nothing else reaches.
+
+        The confirmed graph costs a link at the larger of both ends' claims, so an
+        override raises the cost in both directions but cannot lower it below what the
+        other end advertises.  The new LSA is flooded at once.  A dearer link keeps the
+        routes through it for ``repair_hold_s`` (it still forwards), so the rest of the
+        mesh moves first and no micro-loop forms through this node (ordered FIB updates).
+        Idempotent.
+        """
+        if peer not in self.monitors:
+            raise TopologyError(
+                f"node {self.name} has no link to {peer!r}",
+                fix=f"name one of its neighbours: {', '.join(sorted(self.monitors))}",
+                node=self.name,
+                peer=peer,
+            )
+        if cost is not None and (math.isnan(cost) or cost <= 0):
+            raise MeshError(
+                f"link cost {cost!r} for {self.name}-{peer} must be a positive number",
+                fix="pass a cost > 0, math.inf to drain the link, or None to clear",
+            )
+        if self.overrides.get(peer) == cost:
+            return
+        now = self.clock.now()
+        before = self._link_cost(peer)
+        if cost is None:
+            self.overrides.pop(peer)
+        else:
+            self.overrides[peer] = cost
+        if self._link_cost(peer) > before:
+            until = now + self.settings.repair_hold_s
+            for dest, route in self.installed.items():
+                if route.next_hop == peer:
+                    self._pins[dest] = max(self._pins.get(dest, until), until)
+        self._event("cost_override", peer, "cleared" if cost is None else f"{cost:g}")
+        self.log.info("link cost override", neighbor=peer, cost=cost)
+        if now < self._quiet_until:
+            self._advertised = None  # advertised as soon as the post-restart quiet ends
+        else:
+            self._originate(now)
+        self._spf(now)
+
     def release(self, node: str) -> None:
         if self.isolated.pop(node, None) is not None:
             self._event("released", node)
@@ -266,6 +318,7 @@ class MeshNodeLogic:
             self.link_event(neighbor, up=False)
             del self.monitors[neighbor]
             self.link_costs.pop(neighbor, None)
+            self.overrides.pop(neighbor, None)
             self._carrier_lost.discard(neighbor)
 
     def drain_events(self) -> list[MeshEvent]:
@@ -285,6 +338,7 @@ class MeshNodeLogic:
             len(self.lsdb),
             flagged,
             self.counters.flat(),
+            dict(self.overrides),
         )
 
     def link_batch(self) -> TelemetryBatch:
@@ -380,9 +434,16 @@ class MeshNodeLogic:
             if changed == Change.WORSE or now - self._last_spf >= self.settings.spf_hold_s:
                 self._spf(now)
 
+    def _link_cost(self, neighbor: str) -> float:
+        """What this node advertises for the link: the override, else cost x ETX."""
+        override = self.overrides.get(neighbor)
+        if override is None:
+            return round(self.link_costs[neighbor] * self.monitors[neighbor].etx, 3)
+        return min(override, DRAIN_COST)
+
     def _current_links(self) -> dict[str, float]:
         return {
-            n: round(self.link_costs[n] * m.etx, 3)
+            n: self._link_cost(n)
             for n, m in self.monitors.items()
             if m.up and n not in self.isolated
         }

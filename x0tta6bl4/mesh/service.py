@@ -240,6 +240,7 @@ class NodeService:
             "route_write_errors": self.sink.errors if self.sink else 0,
             "sent": tc.sent if tc else 0,
             "received": tc.received if tc else 0,
+            "cost_overrides": dict(self.logic.overrides) if self.logic else {},
         }
 
     def installed(self) -> Mapping[str, Any]:

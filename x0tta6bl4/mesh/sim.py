@@ -240,6 +240,15 @@ class SimBackend:
                     return False
         return True
 
+    def set_link_cost(self, node: str, peer: str, cost: float | None) -> None:
+        """The operator's override of ``node``'s cost for its link to ``peer``
+        (:meth:`MeshNodeLogic.set_link_cost`: ``None`` clears, ``math.inf`` drains), as a
+        MeshNode actor's ``set_link_cost`` does.  Like there, a restart forgets it."""
+        self._node_known(node)
+        if node in self.crashed or node not in self.nodes:
+            raise MeshError(f"node {node} is down", fix="heal the node-crash fault first")
+        self.nodes[node].set_link_cost(peer, cost)
+
     def restart(self, name: str, logic: type[MeshNodeLogic] = MeshNodeLogic) -> None:
         """Restart node ``name``'s control logic only: its routes stay (non-stop
         forwarding) and the new logic adopts them, as after a MeshNode actor crash.

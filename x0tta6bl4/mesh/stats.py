@@ -86,6 +86,8 @@ class NodeSnapshot:
     flagged: dict[str, list[str]]
     """Nodes this node refuses as transit: unconfirmed links (by claim) or isolated (reason)."""
     counters: dict[str, int]
+    overrides: dict[str, float] = field(default_factory=dict)
+    """Operator link costs by neighbour (``math.inf``: drained), see ``set_link_cost``."""
 
 
 def link_snapshots(monitors: Mapping[str, LinkMonitor]) -> tuple[LinkSnapshot, ...]:
