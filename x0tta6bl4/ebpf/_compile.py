@@ -9,6 +9,7 @@ wheel install works the same as a checkout.
 
 from __future__ import annotations
 
+import ctypes
 import importlib
 import os
 import platform
@@ -16,14 +17,16 @@ import sys
 import tempfile
 import threading
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from x0tta6bl4 import loggers
+from x0tta6bl4.ebpf import _sys
 from x0tta6bl4.ebpf._btf import VMLINUX_BTF
+from x0tta6bl4.ebpf.programs import BPF_PROG_TYPE_XDP
 from x0tta6bl4.errors import (
     DependencyError,
     EbpfError,
@@ -49,6 +52,8 @@ CAP_NET_ADMIN = 12
 CAP_SYS_ADMIN = 21
 CAP_PERFMON = 38
 CAP_BPF = 39
+
+BPF_F_XDP_HAS_FRAGS = 1 << 5
 
 # One compile at a time: clang is memory hungry, and stderr is process-wide.
 _compile_lock = threading.Lock()
@@ -206,7 +211,10 @@ def compile_source(
             for name, prog_type in functions.items():
                 try:
                     with _capture_stderr(captured):
-                        compiled.fds[name] = bpf.load_func(name.encode(), prog_type).fd
+                        compiled.fds[name] = _load_function(bcc, bpf, name, prog_type)
+                except X0Error:
+                    bpf.cleanup()
+                    raise
                 except Exception as exc:
                     bpf.cleanup()
                     raise _load_error(f"{what}:{name}", str(exc), captured.text) from exc
@@ -215,9 +223,37 @@ def compile_source(
     return compiled
 
 
+def _load_function(bcc: Any, bpf: Any, name: str, prog_type: int) -> int:
+    """Load one compiled function; XDP ones as frags-aware (multi-buffer) programs.
+
+    A veth with a native XDP program that cannot take multi-buffer frames turns
+    off GSO on its peer (drivers/net/veth.c ``veth_xdp_set``), and TCP over it
+    then runs at a fraction of its speed.  bcc has no way to pass
+    ``BPF_F_XDP_HAS_FRAGS``, so its relocated bytecode is loaded here through
+    ``bpf(2)`` and handed back to bcc, which closes it in ``cleanup()``.
+    """
+    if prog_type != BPF_PROG_TYPE_XDP:
+        fd: int = bpf.load_func(name.encode(), prog_type).fd
+        return fd
+    insns = bpf.dump_func(name.encode())
+    lib = bcc.libbcc.lib
+    license = ctypes.string_at(lib.bpf_module_license(bpf.module))
+    try:
+        fd = _sys.prog_load(prog_type, insns, license, name, BPF_F_XDP_HAS_FRAGS)
+    except _sys.BpfSyscallError as exc:
+        log_buf = ctypes.create_string_buffer(1 << 20)
+        with suppress(_sys.BpfSyscallError):  # the same refusal, now with the verifier's log
+            os.close(_sys.prog_load(prog_type, insns, license, name, BPF_F_XDP_HAS_FRAGS, log_buf))
+        raise _load_error(
+            name, f"Failed to load BPF program {name}: {exc.strerror}", log_buf.value.decode()
+        ) from exc
+    bpf.funcs[name.encode()] = bcc.BPF.Function(bpf, name.encode(), fd)
+    return fd
+
+
 def _load_error(what: str, message: str, output: str) -> X0Error:
     output = output.strip()
-    if "super-user" in message or "Operation not permitted" in output:
+    if "super-user" in message or "Operation not permitted" in f"{message}\n{output}":
         return PrivilegeError(
             f"loading {what} was refused by the kernel: {message}",
             fix="run as root, or grant CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN",

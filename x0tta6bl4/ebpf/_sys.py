@@ -27,6 +27,7 @@ __all__ = [
     "map_items",
     "possible_cpus",
     "prog_fd_by_id",
+    "prog_load",
     "prog_info",
     "prog_info_by_id",
     "run_time_stats",
@@ -35,6 +36,7 @@ __all__ = [
 _SYS_BPF = {"x86_64": 321, "aarch64": 280, "armv7l": 386, "ppc64le": 361, "s390x": 351}
 
 _MAP_LOOKUP_ELEM = 1
+_PROG_LOAD = 5
 _MAP_GET_NEXT_KEY = 4
 _PROG_GET_FD_BY_ID = 13
 _MAP_GET_FD_BY_ID = 14
@@ -100,6 +102,34 @@ def _attr(*fields: tuple[int, str, int]) -> ctypes.Array[ctypes.c_char]:
 
 def _addr(buffer: ctypes.Array[ctypes.c_char]) -> int:
     return ctypes.addressof(buffer)
+
+
+def prog_load(
+    prog_type: int,
+    insns: bytes,
+    license: bytes,
+    name: str,
+    prog_flags: int = 0,
+    log: ctypes.Array[ctypes.c_char] | None = None,
+) -> int:
+    """Load bytecode (map fds already relocated) as a program; a new fd the caller owns.
+
+    ``log``, when given, receives the verifier's output (level 1).
+    """
+    lic = ctypes.create_string_buffer(license)
+    code = ctypes.create_string_buffer(insns, len(insns))
+    attr = _attr(
+        (0, "I", prog_type),
+        (4, "I", len(insns) // 8),
+        (8, "Q", _addr(code)),
+        (16, "Q", _addr(lic)),
+        (24, "I", 1 if log is not None else 0),
+        (28, "I", len(log) if log is not None else 0),
+        (32, "Q", _addr(log) if log is not None else 0),
+        (44, "I", prog_flags),
+    )
+    ctypes.memmove(_addr(attr) + 48, name.encode()[:15], len(name.encode()[:15]))
+    return _bpf(_PROG_LOAD, attr)
 
 
 def prog_fd_by_id(prog_id: int) -> int:
