@@ -27,9 +27,9 @@ __all__ = [
     "map_items",
     "possible_cpus",
     "prog_fd_by_id",
-    "prog_load",
     "prog_info",
     "prog_info_by_id",
+    "prog_load",
     "run_time_stats",
 ]
 
