@@ -4,8 +4,9 @@ Producers (MeshNode, EbpfAgent) ``ray.put`` their batches and give the refs
 to :meth:`BatchDelivery.send`: the consumer (the Supervisor, by name or
 handle) gets them through ``ingest(refs)`` as a fire-and-forget call; at most
 ``max_inflight`` calls may be pending, beyond that batches are dropped and
-counted.  A consumer that is absent or dies costs the producer nothing: the
-name is looked up again every few seconds.
+counted, as are those the consumer's ack says it dropped.  A consumer that is
+absent or dies costs the producer nothing: the name is looked up again every
+few seconds.
 """
 
 from __future__ import annotations
@@ -65,9 +66,12 @@ class BatchDelivery:
     async def send(self, refs: list[ray.ObjectRef[Any]]) -> str:
         """Start delivering ``refs``; returns ``kept`` (no consumer), ``dropped`` or ``sent``.
 
-        The name lookup (a GCS round trip) runs in a worker thread, never on the loop.
+        The name lookup (a GCS round trip) runs in a worker thread, never on the loop;
+        once the handle is known, no thread is involved.
         """
-        consumer = await asyncio.to_thread(self._resolve)
+        consumer = self.handle
+        if consumer is None and self.name is not None:
+            consumer = await asyncio.to_thread(self._resolve)
         if consumer is None:
             return "kept"
         if len(self._inflight) >= self.max_inflight:
@@ -81,7 +85,7 @@ class BatchDelivery:
 
     async def _await(self, call: ray.ObjectRef[Any], count: int) -> None:
         try:
-            await call
+            ack = await call
         except RayActorError:
             self.log.warning("consumer_gone", consumer=self.name)
             self.handle = None  # a named consumer is looked up again
@@ -91,4 +95,7 @@ class BatchDelivery:
             self.log.exception("consumer_failed")
             self.failed += count
             return
-        self.delivered += count
+        # The Supervisor acks with {"dropped": n}: batches its queue had no room for.
+        refused = min(count, int(ack.get("dropped", 0))) if isinstance(ack, dict) else 0
+        self.delivered += count - refused
+        self.dropped += refused

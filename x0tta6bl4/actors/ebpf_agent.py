@@ -1,11 +1,12 @@
 """``EbpfAgent``: one per Ray node, pinned there, streaming kernel counters as batch refs.
 
 A thin Ray wrapper over :class:`~x0tta6bl4.ebpf.agent.EbpfAgentLogic`.  Every
-``interval_s`` it reads the maps in a worker thread (never on the event loop),
-``ray.put``s each :class:`~x0tta6bl4.telemetry.TelemetryBatch` and hands the
-list of object refs to the consumer's ``ingest(refs)``; at most
-``max_inflight`` deliveries may be pending, beyond that a batch is dropped and
-counted.  Counters go to Prometheus through Ray's metrics agent.
+``interval_s``, in a worker thread (never on the event loop), it reads the maps
+and ``ray.put``s each :class:`~x0tta6bl4.telemetry.TelemetryBatch`; it hands the
+list of object refs to the consumer's ``ingest(refs)`` through
+:class:`~x0tta6bl4.actors.delivery.BatchDelivery` (at most ``max_inflight``
+calls pending, beyond that batches are dropped and counted).  Counters go to
+Prometheus through Ray's metrics agent.
 
 The loop never dies: reading, delivery and rescans each catch and log their
 own failures.  Every action is idempotent, so a call that failed half-way is
@@ -26,17 +27,16 @@ from ray.util.metrics import Counter, Gauge
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from x0tta6bl4 import errors, loggers
+from x0tta6bl4.actors.delivery import BatchDelivery
 from x0tta6bl4.ebpf.agent import AgentConfig, EbpfAgentLogic, Target
 from x0tta6bl4.ebpf.collector import Increment
 from x0tta6bl4.errors import ClusterError, X0Error
 
-__all__ = ["CONSUMER_METHOD", "EbpfAgent", "agent_name", "raise_reported", "spawn_agent"]
+__all__ = ["EbpfAgent", "agent_name", "raise_reported", "spawn_agent"]
 
 log = loggers.ebpf
 
-CONSUMER_METHOD = "ingest"
-"""The consumer actor's method that receives ``list[ObjectRef[TelemetryBatch]]``."""
-_CONSUMER_LOOKUP_S = 5.0
+_OUTCOMES = ("delivered", "dropped", "failed")
 
 
 def agent_name(node_id: str) -> str:
@@ -81,6 +81,13 @@ class _Metrics:
         if count:
             self.batches.inc(count, tags={**self.tags, "outcome": outcome})
 
+    def deliveries(self, delivery: BatchDelivery, exported: dict[str, int]) -> None:
+        """Export how far the delivery counters moved since the last call."""
+        for outcome in _OUTCOMES:
+            now = getattr(delivery, outcome)
+            self.batch(outcome, now - exported.get(outcome, 0))
+            exported[outcome] = now
+
 
 @ray.remote(num_cpus=0, max_concurrency=8)  # type: ignore[call-overload]
 class EbpfAgent:
@@ -112,18 +119,13 @@ class EbpfAgent:
         self.rescan_interval_s = rescan_interval_s
         self.logic = EbpfAgentLogic(config, source=f"ebpf:{node_id[:16]}")
         self.metrics = _Metrics(node_id[:16])
-        self._consumer = consumer
-        self._consumer_looked_at = -1e18
-        self._namespace = ray_namespace
-        self._max_inflight = max_inflight
-        self._inflight: set[asyncio.Task[Any]] = set()
+        self.log = log.bind(node=node_id[:16])
+        self.delivery = BatchDelivery(consumer, ray_namespace, self.log, max_inflight)
+        self._exported: dict[str, int] = {}
         self._latest: list[ray.ObjectRef[Any]] = []
         self._task: asyncio.Task[None] | None = None
         self._ticks = 0
-        self._delivered = 0
-        self._dropped = 0
         self._last_loop_s = 0.0
-        self.log = log.bind(node=node_id[:16])
 
     def ready(self) -> str:
         """Answers once the actor runs; returns the node it runs on."""
@@ -169,7 +171,7 @@ class EbpfAgent:
 
     async def _tick(self) -> None:
         try:
-            batches, increments = await asyncio.to_thread(self.logic.collect)
+            refs, increments = await asyncio.to_thread(self._collect)
         except Exception:
             self.log.exception("collect_failed")
             return
@@ -179,64 +181,24 @@ class EbpfAgent:
             self.metrics.attached.set(len(self.logic.loader.attachments()), tags=self.metrics.tags)
         except Exception:
             self.log.exception("metrics_failed")
-        if not batches:
+        if not refs:
             return
-        refs = [ray.put(batch) for batch in batches]
         self._latest = refs
         try:
-            self._deliver(refs)
+            outcome = await self.delivery.send(refs)
         except Exception:
             self.log.exception("deliver_failed")
-
-    def _resolve_consumer(self) -> ActorHandle[Any] | None:
-        if self._consumer is None or isinstance(self._consumer, ActorHandle):
-            return self._consumer
-        now = time.monotonic()
-        if now - self._consumer_looked_at < _CONSUMER_LOOKUP_S:
-            return None
-        self._consumer_looked_at = now
-        try:
-            handle = ray.get_actor(self._consumer, namespace=self._namespace)
-        except ValueError:
-            return None
-        self.log.info("consumer_found", consumer=self._consumer)
-        self._consumer = handle
-        return handle
-
-    def _deliver(self, refs: list[ray.ObjectRef[Any]]) -> None:
-        consumer = self._resolve_consumer()
-        if consumer is None:
+            return
+        if outcome == "kept":
             self.metrics.batch("kept", len(refs))
-            return
-        if len(self._inflight) >= self._max_inflight:
-            self._dropped += len(refs)
-            self.metrics.batch("dropped", len(refs))
-            self.log.warning("consumer_behind", inflight=len(self._inflight), dropped=self._dropped)
-            return
-        call = getattr(consumer, CONSUMER_METHOD).remote(refs)
-        task = asyncio.get_running_loop().create_task(self._await_delivery(call, len(refs)))
-        self._inflight.add(task)
-        task.add_done_callback(self._inflight.discard)
+        elif outcome == "dropped":
+            self.log.warning("consumer_behind", dropped=self.delivery.dropped)
+        self.metrics.deliveries(self.delivery, self._exported)
 
-    async def _await_delivery(self, call: ray.ObjectRef[Any], count: int) -> None:
-        try:
-            ack = await call
-        except RayActorError:
-            self.log.warning("consumer_gone", consumer=str(self._consumer))
-            if not isinstance(self._consumer, str):
-                self._consumer = None
-            self.metrics.batch("failed", count)
-            return
-        except Exception:
-            self.log.exception("consumer_failed")
-            self.metrics.batch("failed", count)
-            return
-        # The Supervisor answers with an ack; batches its queue had no room for are dropped.
-        refused = int(ack.get("dropped", 0)) if isinstance(ack, dict) else 0
-        self._delivered += count - refused
-        self._dropped += refused
-        self.metrics.batch("delivered", count - refused)
-        self.metrics.batch("dropped", refused)
+    def _collect(self) -> tuple[list[ray.ObjectRef[Any]], list[Increment]]:
+        """Read the maps and put the batches (a worker thread: both block)."""
+        batches, increments = self.logic.collect()
+        return [ray.put(batch) for batch in batches], increments
 
     async def latest(self) -> list[ray.ObjectRef[Any]]:
         """Refs of the most recent batches (for ``ebpf top`` and tests)."""
@@ -247,8 +209,8 @@ class EbpfAgent:
             "node": self.node_id,
             "running": self._task is not None and not self._task.done(),
             "ticks": self._ticks,
-            "batches_delivered": self._delivered,
-            "batches_dropped": self._dropped,
+            "batches_delivered": self.delivery.delivered,
+            "batches_dropped": self.delivery.dropped + self.delivery.failed,
             "loop_s": round(self._last_loop_s, 4),
             **self.logic.status(),
         }
