@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import gc
+import weakref
 from collections.abc import AsyncIterator
 
 import pytest
 from aiogram import Bot
+from aiogram.methods import Response
+from aiogram.types import Message
 
 from tests.fakes.telegram import BOT_TOKEN, FakeTelegram
 from x0tta6bl4.errors import (
@@ -81,6 +85,16 @@ async def test_token_problems_are_config_errors(tg: FakeTelegram) -> None:
     with pytest.raises(ConfigError, match="rejected the bot token"):
         await stranger.get_me()
     await stranger.session.close()
+
+
+async def test_answer_models_survive_garbage_collection(bot: Bot) -> None:
+    """aiogram's Response[Message] must not be rebuilt after every GC (tens of ms each)."""
+    await bot.send_message(1, "hello")
+    answer_type = weakref.ref(Response[Message])
+    gc.collect()
+    assert answer_type() is not None
+    assert (await bot.send_message(1, "again")).text == "again"
+    assert Response[Message] is answer_type()
 
 
 def test_redact_hides_anything_shaped_like_a_token() -> None:
