@@ -114,9 +114,10 @@ class MeshSettings(_Section):
     local repair run SPF at once."""
     repair_hold_s: float = Field(0.5, ge=0, le=60)
     """How long a loop-free alternate installed by local repair stays before SPF may replace it."""
-    stale_route_hold_s: float = Field(10.0, ge=0, le=600)
+    stale_route_hold_s: float = Field(30.0, ge=0, le=600)
     """A route SPF no longer (or not yet, after a restart) confirms stays this long, so a
-    neighbour whose actor restarts keeps forwarding; carrier loss removes it at once."""
+    node whose actor restarts (Ray took up to 14 s on a loaded host) keeps being reached;
+    carrier loss removes it at once."""
     byzantine_grace_s: float = Field(2.0, gt=0, le=600)
     """A node whose advertised links stay unconfirmed this long is flagged, not used as transit."""
     route_protocol: int = Field(211, ge=5, le=255)
@@ -173,6 +174,9 @@ class SupervisorSettings(_Section):
     """Largest mesh the digital twin mirrors (memory grows with nodes squared)."""
     baseline_save_s: float = Field(60.0, gt=0)
     """How often baselines are written to Knowledge (a restart loses at most this much)."""
+    niceness: int = Field(-10, ge=-20, le=19)
+    """Niceness of the Supervisor's process (every thread): on a busy host the control loop
+    gets the CPU before bulk work.  Below 0 needs root (CAP_SYS_NICE); without it, unchanged."""
 
 
 class EbpfSettings(_Section):

@@ -42,8 +42,12 @@ async def test_lossy_ring_link_is_avoided_and_a_bridge_is_not_cut() -> None:
     assert plan.chosen.benefit > 0 and plan.chosen.score > 0
     bridge = await _plan(_lollipop(), Diagnosis(DiagnosisKind.LINK_DEGRADED, "d-e", 0.9, "loss"))
     cands = _keys(bridge)
-    # Cutting the only link to e loses every route to e; a higher cost changes nothing.
-    assert cands["route-around-link:d-e"].benefit < 0
+    # A drained link still carries what nothing else reaches: draining or raising the
+    # only link to e keeps every route to e on it, so neither helps.
+    drained = cands["route-around-link:d-e"]
+    after = drained.prediction
+    assert drained.benefit == 0 and after["lost_pairs"] == 0
+    assert after["impaired_routes_after"] == after["impaired_routes_before"]
     assert bridge.chosen.action.kind is ActionKind.DO_NOTHING
 
 

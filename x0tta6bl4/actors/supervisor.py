@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import os
 import sys
 import threading
@@ -48,7 +49,12 @@ from x0tta6bl4.mapek.assemble import build_loop, knowledge_path
 from x0tta6bl4.mapek.ingest import TelemetryQueue
 from x0tta6bl4.mapek.lag import LagProbe
 from x0tta6bl4.mapek.loop import MapekLoop
-from x0tta6bl4.mapek.ports import SUPERVISOR_REASON, PathObservation, follow_routes
+from x0tta6bl4.mapek.ports import (
+    SUPERVISOR_REASON,
+    PathObservation,
+    follow_routes,
+    require_link_ends,
+)
 from x0tta6bl4.mesh.topology import Topology, generate
 
 __all__ = ["SUPERVISOR_NAME", "ActorMeshPort", "Design", "Supervisor", "spawn_supervisor"]
@@ -73,6 +79,18 @@ loop, not a training run, gets the CPU first."""
 def _lower_priority() -> None:
     with contextlib.suppress(OSError):  # not Linux, or not allowed: normal priority
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), JOB_NICENESS)
+
+
+def _renice_process(niceness: int) -> int | None:
+    """Set every thread of this process (Linux nices per thread; threads started later
+    inherit their creator's) to ``niceness``; returns it, or None where not allowed."""
+    try:
+        for tid in os.listdir("/proc/self/task"):
+            os.setpriority(os.PRIO_PROCESS, int(tid), niceness)
+    except OSError as exc:  # not Linux, or no CAP_SYS_NICE for a negative value
+        log.warning("supervisor_niceness_unchanged", niceness=niceness, error=str(exc))
+        return None
+    return niceness
 
 
 def _call(fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
@@ -112,18 +130,33 @@ class _Metrics:
 class ActorMeshPort:
     """The mesh as MeshNode actors (named ``mesh-<run>-<node>`` in the namespace).
 
-    Isolation asks every node to stop routing through the target; a restart
-    kills the target's actor and Ray starts it again (it adopts its routes).
-    Paths are followed hop by hop through the routes the actors report.
+    Raise-cost sets the link's cost (configured cost x factor) at both ends,
+    route-around drains it (``math.inf``: advertised at the mesh's drain cost,
+    used only where nothing else reaches); isolation asks every node to stop
+    routing through the target; a restart kills the target's actor and Ray
+    starts it again (it adopts its routes).  A restarted MeshNode forgets its
+    cost overrides, so every :meth:`flagged` pass (once a tick) sets again the
+    ones a node no longer reports.  Paths are followed hop by hop through the
+    routes the actors report.
     """
 
-    supports = frozenset({ActionKind.ISOLATE_NODE, ActionKind.RESTART_NODE})
+    supports = frozenset(
+        {
+            ActionKind.RAISE_COST,
+            ActionKind.ROUTE_AROUND_LINK,
+            ActionKind.ISOLATE_NODE,
+            ActionKind.RESTART_NODE,
+        }
+    )
 
     def __init__(self, topology: Topology, namespace: str) -> None:
+        self.topology = topology
         self.names = set(topology.names)
         self.namespace = namespace
         self._handles: dict[str, ActorHandle[Any]] = {}
         self._looked_at = -1e9
+        self._overrides: dict[tuple[str, str], float] = {}
+        """Link costs this Supervisor set: (node, peer) -> cost."""
 
     async def _nodes(self) -> dict[str, ActorHandle[Any]]:
         if time.monotonic() - self._looked_at > _CALL_TIMEOUT_S:
@@ -151,6 +184,19 @@ class ActorMeshPort:
                 if name != action.target
             ]
             await asyncio.wait_for(asyncio.gather(*calls), _CALL_TIMEOUT_S)
+        elif action.kind in (ActionKind.RAISE_COST, ActionKind.ROUTE_AROUND_LINK):
+            link = self.topology.link(*require_link_ends(action.target, self.topology.names))
+            cost = (
+                math.inf
+                if action.kind is ActionKind.ROUTE_AROUND_LINK
+                else link.cost * action.factor
+            )
+            ends = [(a, b) for a, b in (link.ends, link.ends[::-1]) if a in nodes]
+            if not ends:  # the larger of both ends' claims counts: one end is enough
+                raise ClusterError(f"no MeshNode actor at either end of {action.target}")
+            for a, b in ends:
+                self._overrides[a, b] = cost
+            await self._set_costs(nodes, ends)
         elif action.kind is ActionKind.RESTART_NODE:
             handle = nodes.get(action.target)
             if handle is None:
@@ -161,6 +207,23 @@ class ActorMeshPort:
                 f"MeshNode actors cannot {action.describe()}",
                 fix="the planner only proposes supported actions; this is a bug",
             )
+
+    async def _set_costs(
+        self, nodes: dict[str, ActorHandle[Any]], ends: Sequence[tuple[str, str]]
+    ) -> None:
+        calls = [nodes[a].set_link_cost.remote(b, self._overrides[a, b]) for a, b in ends]
+        await asyncio.wait_for(asyncio.gather(*calls), _CALL_TIMEOUT_S)
+
+    async def _reapply(self, snaps: dict[str, Any]) -> None:
+        """Set again the costs a (restarted) MeshNode no longer reports."""
+        lost = [
+            (a, b)
+            for (a, b), cost in self._overrides.items()
+            if a in snaps and snaps[a].overrides.get(b) != cost
+        ]
+        if lost:
+            log.info("link_costs_reapplied", ends=[f"{a}->{b}" for a, b in lost])
+            await self._set_costs(await self._nodes(), lost)
 
     async def _snapshots(self) -> dict[str, Any]:
         nodes = await self._nodes()
@@ -176,8 +239,10 @@ class ActorMeshPort:
         }
 
     async def flagged(self) -> dict[str, set[str]]:
+        snaps = await self._snapshots()
+        await self._reapply(snaps)
         out: dict[str, set[str]] = {}
-        for name, snap in (await self._snapshots()).items():
+        for name, snap in snaps.items():
             for suspect, reasons in snap.flagged.items():
                 if reasons != [SUPERVISOR_REASON] and suspect != name:
                     out.setdefault(suspect, set()).add(name)
@@ -213,6 +278,7 @@ class Supervisor:
         # Batches are folded on a worker thread; a 1 ms GIL switch interval (default 5)
         # hands the event loop the interpreter back sooner when it has work.
         sys.setswitchinterval(_GIL_SWITCH_S)
+        self.niceness = _renice_process(settings.supervisor.niceness)
         self.settings = settings
         mesh = settings.mesh
         self.topology = (
@@ -322,6 +388,7 @@ class Supervisor:
         return {
             "pid": os.getpid(),
             "design": self.design,
+            "niceness": self.niceness,
             "nodes": len(self.topology),
             "queue": self.queue.stats(),
             "ingest": {

@@ -39,6 +39,7 @@ from x0tta6bl4.mapek.knowledge import AsyncKnowledge, Knowledge, PendingAction
 from x0tta6bl4.mapek.monitor import Monitor, MonitorReport
 from x0tta6bl4.mapek.plan import Planner, TwinPort
 from x0tta6bl4.mapek.ports import MeshPort
+from x0tta6bl4.mesh.node import DRAIN_COST
 
 __all__ = ["MapekLoop", "PhaseStats"]
 
@@ -71,7 +72,7 @@ class _Applied:
     """Changes the Supervisor made that the twin must mirror on top of the telemetry."""
 
     costs: dict[str, float] = field(default_factory=dict)
-    drained: set[str] = field(default_factory=set)
+    """Raised and drained links: link -> cost."""
     isolated: set[str] = field(default_factory=set)
 
     verified: set[str] = field(default_factory=set)
@@ -345,13 +346,13 @@ class MapekLoop:
         if kind is ActionKind.RAISE_COST:
             self._applied.costs[target] = self.planner.base_costs.get(target, 1.0) * factor
         elif kind is ActionKind.ROUTE_AROUND_LINK:
-            self._applied.drained.add(target)
+            self._applied.costs[target] = DRAIN_COST
         elif kind is ActionKind.ISOLATE_NODE:
             self._applied.isolated.add(target)
 
     def _mirrored(self, view: MeshView) -> MeshView:
         return MeshView(
-            down_links=view.down_links | self._applied.drained,
+            down_links=view.down_links,
             down_nodes=view.down_nodes | self._applied.isolated,
             degraded_links=view.degraded_links,
             degraded_nodes=view.degraded_nodes,

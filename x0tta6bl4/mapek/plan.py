@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from x0tta6bl4.mapek._types import Action, ActionKind, Candidate, Diagnosis, DiagnosisKind, MeshView
+from x0tta6bl4.mesh.node import DRAIN_COST
 from x0tta6bl4.mesh.topology import Topology
 
 __all__ = ["Plan", "Planner", "Scenario", "TwinPort"]
@@ -98,9 +99,9 @@ class Planner:
                     Action(ActionKind.RAISE_COST, target, self.cost_factor),
                     {"set_costs": {target: raised}, **impaired},
                 ),
-                (
+                (  # drained, not cut: it still carries what nothing else reaches
                     Action(ActionKind.ROUTE_AROUND_LINK, target),
-                    {"fail_links": [target], **impaired},
+                    {"set_costs": {target: DRAIN_COST}, **impaired},
                 ),
             ]
         elif kind is DiagnosisKind.NODE_DOWN:

@@ -9,6 +9,7 @@ effect, so the loop may repeat it.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -22,7 +23,14 @@ from x0tta6bl4.mesh.sim import START_WALL, SimBackend
 from x0tta6bl4.mesh.topology import Topology, link_key
 from x0tta6bl4.telemetry import BatchBuilder, TelemetryBatch
 
-__all__ = ["SUPERVISOR_REASON", "MeshPort", "PathObservation", "SimMeshPort", "follow_routes"]
+__all__ = [
+    "SUPERVISOR_REASON",
+    "MeshPort",
+    "PathObservation",
+    "SimMeshPort",
+    "follow_routes",
+    "require_link_ends",
+]
 
 SUPERVISOR_REASON = "supervisor"
 """Reason given when the Supervisor isolates a node (told apart from the mesh's own flags)."""
@@ -114,16 +122,13 @@ class SimMeshPort:
 
     async def apply(self, action: Action) -> None:
         topo, nodes = self._topology, self.sim.nodes
-        if action.kind is ActionKind.RAISE_COST:
-            link = topo.link(*_ends(action.target, topo.names))
+        if action.kind in (ActionKind.RAISE_COST, ActionKind.ROUTE_AROUND_LINK):
+            link = topo.link(*require_link_ends(action.target, topo.names))
+            drain = action.kind is ActionKind.ROUTE_AROUND_LINK
+            cost = math.inf if drain else link.cost * action.factor
             for a, b in (link.ends, link.ends[::-1]):
-                if a in nodes:
-                    nodes[a].add_neighbor(b, link.cost * action.factor)
-        elif action.kind is ActionKind.ROUTE_AROUND_LINK:
-            a, b = topo.link(*_ends(action.target, topo.names)).ends
-            for x, y in ((a, b), (b, a)):
-                if x in nodes:
-                    nodes[x].remove_neighbor(y)
+                if a in nodes and a not in self.sim.crashed:
+                    self.sim.set_link_cost(a, b, cost)
         elif action.kind is ActionKind.ISOLATE_NODE:
             for name, logic in nodes.items():
                 if name != action.target:
@@ -169,7 +174,7 @@ class SimMeshPort:
         return batches
 
 
-def _ends(key: str, names: Sequence[str]) -> tuple[str, str]:
+def require_link_ends(key: str, names: Sequence[str]) -> tuple[str, str]:
     ends = link_ends(key, set(names))
     if ends is None:
         raise MeshError(f"{key!r} does not name a link of the mesh", fix="write links as a-b")
