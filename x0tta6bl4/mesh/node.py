@@ -38,7 +38,7 @@ from x0tta6bl4.mesh.linkmon import LinkMonitor, LinkParams
 from x0tta6bl4.mesh.linkstate import Change, Lsdb, Verdict
 from x0tta6bl4.mesh.ports import Clock, Route, RouteSink, Transport
 from x0tta6bl4.mesh.security import SecureCodec
-from x0tta6bl4.mesh.spf import Entry, routing_table
+from x0tta6bl4.mesh.spf import Entry, Graph, routes_by_claims, routing_table
 from x0tta6bl4.mesh.stats import (
     LINK_METRICS,
     LinkSnapshot,
@@ -120,11 +120,15 @@ class MeshNodeLogic:
         self.own_seq = self._wall_seq()
         self.table: dict[str, Entry] = {}
         self.installed: dict[str, Route] = {}
+        self._held: dict[str, Route | None] = {}
+        """What a destination outside the confirmed graph is held at (None: dropped)."""
         self._advertised: dict[str, float] | None = None
         self._last_origination = -math.inf
         self._repeats = 0
         self._pins: dict[str, float] = {}
         self._stale: dict[str, float] = {}
+        self._silent: dict[str, float] = {}
+        """Neighbours whose hellos stopped, and since when."""
         self._carrier_lost: set[str] = set()
         self._dirty = False
         self._routes_dirty = False
@@ -156,7 +160,7 @@ class MeshNodeLogic:
                 self._spf(now)
         if self._dirty and now - self._last_spf >= self.settings.spf_hold_s:
             self._spf(now)
-        elif self._routes_dirty or self._pins or self._stale:
+        elif self._routes_dirty or self._pins or self._stale or self._silent:
             self._reconcile(now)
 
     def receive(self, neighbor: str, payload: bytes) -> None:
@@ -263,10 +267,7 @@ class MeshNodeLogic:
         else:
             self.overrides[peer] = cost
         if self._link_cost(peer) > before:
-            until = now + self.settings.repair_hold_s
-            for dest, route in self.installed.items():
-                if route.next_hop == peer:
-                    self._pins[dest] = max(self._pins.get(dest, until), until)
+            self._hold_routes_via(peer, now)
         self._event("cost_override", peer, "cleared" if cost is None else f"{cost:g}")
         self.log.info("link cost override", neighbor=peer, cost=cost)
         if now < self._quiet_until:
@@ -377,13 +378,25 @@ class MeshNodeLogic:
                 self._send(neighbor, entry.raw)
 
     def _link_down(self, neighbor: str, now: float, cause: str) -> None:
-        """Local repair first (same call, no flood, no round trip), then reconverge."""
+        """Local repair first (same call, no flood, no round trip), then reconverge.
+
+        Silence (missed hellos) does not prove the neighbour stopped forwarding: its
+        control plane may be restarting while its kernel forwards on (non-stop
+        forwarding).  So the route *to* a silent neighbour stays direct while its LSA
+        still claims the link (a live neighbour that lost the link withdraws it, and SPF
+        routes around) and ``stale_route_hold_s`` has not passed.  Repairing it with an alternate
+        instead made every neighbour of a restarting node do so at once, with
+        alternates that could point at each other.  Carrier loss is proof: no hold."""
         self.counters.link_downs += 1
         self.counters.heal_events += 1
+        if cause == "carrier":
+            self._silent.pop(neighbor, None)
+        else:
+            self._silent[neighbor] = now
         repairs = []
         for dest, entry in self.table.items():
             current = self.installed.get(dest)
-            if current is None or current.next_hop != neighbor:
+            if current is None or current.next_hop != neighbor or dest in self._silent:
                 continue
             alt = entry.alternate
             if alt is not None and alt in self.monitors and self.monitors[alt].up:
@@ -396,6 +409,15 @@ class MeshNodeLogic:
         self.log.info("link down", neighbor=neighbor, cause=cause, lfa_repairs=len(repairs))
         self._originate(now)
         self._spf(now)
+
+    def _hold_routes_via(self, neighbor: str, now: float) -> None:
+        """Keep the routes through a link that got dearer but still forwards for
+        ``repair_hold_s``: its ends move last, so nodes that have not yet heard of the
+        change cannot send traffic back to them (ordered FIB updates, RFC 6976)."""
+        until = now + self.settings.repair_hold_s
+        for dest, route in self.installed.items():
+            if route.next_hop == neighbor:
+                self._pins[dest] = max(self._pins.get(dest, until), until)
 
     def _send(self, neighbor: str, payload: bytes) -> None:
         try:
@@ -424,8 +446,14 @@ class MeshNodeLogic:
             else:
                 self._reject("replayed", f"LSA seq {lsa.seq} of {lsa.origin} is older than ours")
             return
+        old = self.lsdb.get(lsa.origin)
+        old_cost = old.links.get(self.name) if old is not None else None
         changed = self.lsdb.install(lsa, raw, now)
         self.counters.lsas_accepted += 1
+        if old_cost is not None and changed == Change.WORSE:
+            new_cost = self.lsdb.get(lsa.origin).links.get(self.name)  # type: ignore[union-attr]
+            if new_cost is not None and new_cost > old_cost:
+                self._hold_routes_via(lsa.origin, now)  # our link to it got dearer
         for other, monitor in self.monitors.items():
             if other != neighbor and monitor.up:
                 self._send(other, raw)
@@ -492,6 +520,14 @@ class MeshNodeLogic:
     def _spf(self, now: float) -> None:
         graph, unconfirmed = self.lsdb.graph(self._no_transit())
         if self.settings.byzantine:
+            # Absence is not lying: an origin none of whose links is confirmed any more
+            # (a dead or restarting node whose neighbours stopped hearing it) attracts no
+            # traffic; only a node with real links can use false claims.
+            unconfirmed = {
+                origin: claims
+                for origin, claims in unconfirmed.items()
+                if (i := graph.index.get(origin)) is not None and graph.adj[i]
+            }
             flagged, cleared = self.tracker.update(unconfirmed, now)
             for node in cleared:
                 self._event("cleared", node)
@@ -499,10 +535,27 @@ class MeshNodeLogic:
                 self._report_flagged(flagged)
                 graph, _ = self.lsdb.graph(self._no_transit())
         self.table = routing_table(graph, self.name)
+        self._held = self._held_routes(graph) if len(self.table) + 1 < len(self.lsdb) else {}
         self._last_spf = now
         self._dirty = False
         self.counters.spf_runs += 1
         self._reconcile(now)
+
+    def _held_routes(self, graph: Graph) -> dict[str, Route | None]:
+        """Routes for stored origins SPF no longer reaches, while ``stale_route_hold_s``
+        keeps them (:func:`~x0tta6bl4.mesh.spf.routes_by_claims`).  None where this node
+        lost carrier to the origin: its kernel drops the traffic (no detour that could
+        loop back through a neighbour that still points here)."""
+        claims = {
+            e.lsa.origin: e.links
+            for e in self.lsdb
+            if e.lsa.origin != self.name and e.lsa.origin not in self.table
+        }
+        held: dict[str, Route | None] = {}
+        for dest, (hop, cost) in routes_by_claims(graph, self.name, claims, self.monitors).items():
+            lost = dest in self._carrier_lost and self.name in claims[dest]
+            held[dest] = None if lost or hop in self._carrier_lost else Route(dest, hop, cost)
+        return held
 
     def _no_transit(self) -> set[str]:
         return set(self.tracker.flagged) | set(self.isolated)
@@ -529,8 +582,23 @@ class MeshNodeLogic:
                 self._stale.pop(dest, None)
                 continue
             since = self._stale.setdefault(dest, now)
-            if now - since < hold and current.next_hop not in self._carrier_lost:
-                desired[dest] = current
+            held = self._held.get(dest, current)
+            if held is not None and now - since < hold and held.next_hop not in self._carrier_lost:
+                desired[dest] = held
+        for neighbor, since in list(self._silent.items()):
+            monitor = self.monitors.get(neighbor)
+            entry = self.lsdb.get(neighbor)
+            if (
+                monitor is None
+                or monitor.up
+                or neighbor in self._carrier_lost
+                or entry is None
+                or self.name not in entry.links
+                or now - since >= hold
+            ):
+                del self._silent[neighbor]
+            else:
+                desired[neighbor] = Route(neighbor, neighbor, self.link_costs[neighbor])
         self._apply(desired)
 
     def _apply(self, desired: dict[str, Route]) -> None:

@@ -249,6 +249,13 @@ class SimBackend:
             raise MeshError(f"node {node} is down", fix="heal the node-crash fault first")
         self.nodes[node].set_link_cost(peer, cost)
 
+    def pause(self, name: str) -> None:
+        """Stop node ``name``'s control logic while its routes keep forwarding, as while
+        Ray restarts a crashed MeshNode actor; :meth:`restart` brings it back."""
+        self._node_known(name)
+        if self.nodes.pop(name, None) is not None:
+            self._generation[name] += 1  # its tick chain ends
+
     def restart(self, name: str, logic: type[MeshNodeLogic] = MeshNodeLogic) -> None:
         """Restart node ``name``'s control logic only: its routes stay (non-stop
         forwarding) and the new logic adopts them, as after a MeshNode actor crash.

@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Entry", "Graph", "routing_table", "shortest_paths"]
+__all__ = ["Entry", "Graph", "routes_by_claims", "routing_table", "shortest_paths"]
 
 INF = math.inf
 
@@ -141,3 +141,39 @@ def routing_table(graph: Graph, source: str) -> dict[str, Entry]:
         else:
             table[name] = Entry(name, hop, dist_s[d])
     return table
+
+
+def routes_by_claims(
+    graph: Graph,
+    source: str,
+    claims: Mapping[str, Mapping[str, float]],
+    neighbors: Collection[str],
+) -> dict[str, tuple[str, float]]:
+    """Next hop and cost towards destinations the confirmed graph no longer reaches (a
+    node whose neighbours stopped hearing it), through the cheapest neighbour that the
+    destination's own last LSA claims: ``min_v dist(source, v) + claims[dest][v]``.
+
+    Every node applies this rule to the same database, so these routes form one
+    shortest-path tree (cost falls at every hop): no loops, unlike freezing whatever
+    route each node happened to hold when the destination dropped out.  A claim of
+    ``source`` itself gives the direct link (``next hop == dest``) when ``dest`` is one
+    of ``source``'s ``neighbors``; a claim of a link that does not exist is ignored."""
+    s = graph.index.get(source)
+    dist, first = shortest_paths(graph, s) if s is not None else ([], [])
+    out: dict[str, tuple[str, float]] = {}
+    for dest, links in claims.items():
+        best: tuple[str, float] | None = None
+        for v, cost in links.items():
+            if v == source:
+                if dest not in neighbors:
+                    continue
+                candidate = (dest, cost)
+            elif (i := graph.index.get(v)) is not None and i < len(first) and first[i] >= 0:
+                candidate = (graph.names[first[i]], dist[i] + cost)
+            else:
+                continue
+            if best is None or candidate[1] < best[1]:
+                best = candidate
+        if best is not None:
+            out[dest] = best
+    return out
