@@ -73,8 +73,13 @@ class Invoices:
     ) -> InvoiceRecord:
         """Send (or send again) the text and the QR photo of an open invoice."""
         shop = self.shop
-        png = await asyncio.to_thread(qr_png, shop.payments.payment_uri(order))
-        text_id = await self._show_text(record, in_place_of)
+        # The QR code renders on a worker thread while the text goes out.
+        uri = shop.payments.payment_uri(order)
+        rendering = asyncio.ensure_future(asyncio.to_thread(qr_png, uri))
+        try:
+            text_id = await self._show_text(record, in_place_of)
+        finally:
+            png = await rendering
         caption = t(
             record.lang,
             "qr_caption",
