@@ -207,6 +207,9 @@ class EbpfSettings(_Section):
     """How long an agent may take to start on its node before that is an error (never pending)."""
     max_map_entries: int = Field(4096, ge=64, le=1_048_576)
     """Entries of each counter map (interfaces x hooks x protocols, drop keys)."""
+    unchanged_resend_s: float = Field(10.0, ge=0, le=3600)
+    """A batch kind in which no counter moved is shipped again only this often (0: every
+    interval); each batch is an object-store put, the agent's largest cost."""
 
     @field_validator("programs", "interfaces", "netns_patterns", mode="before")
     @classmethod

@@ -96,3 +96,29 @@ def test_batches_are_columnar_numpy() -> None:
         columns = batch.metrics.values()
         assert all(col.dtype == np.float64 and len(col) == len(batch) for col in columns)
     assert maker.make(Reading(6.0))[0] == []
+
+
+def test_unchanged_batches_are_repeated_only_every_resend_interval() -> None:
+    maker = BatchMaker("ebpf:n1", unchanged_resend_s=10.0)
+    hooks = {"host/v0": ["xdp"]}
+
+    def kinds(ts: float, packets: int, drops: int) -> set[str]:
+        reading = Reading(
+            ts,
+            iface=[("host/v0", "xdp", "ipv4", "udp", packets, packets * 100)],
+            drops=[("host/v0", "NETFILTER_DROP", drops)],
+            hooks=hooks,
+        )
+        return {b.kind for b in maker.make(reading)[0]}
+
+    assert kinds(1.0, 10, 3) == {"iface", "iface_proto", "drop"}, "first reading: everything"
+    assert kinds(2.0, 20, 3) == {"iface", "iface_proto"}, "drops did not move"
+    assert kinds(3.0, 20, 4) == {"drop"}, "only the drops moved"
+    assert kinds(12.0, 20, 4) == {"iface", "iface_proto"}, "10 s since they were last shipped"
+    assert kinds(13.0, 20, 4) == {"drop"}, "10 s since the drops were last shipped"
+    assert kinds(14.0, 20, 4) == set()
+    assert kinds(15.0, 5, 4) == {"iface", "iface_proto"}, "a reset is a move"
+    every = BatchMaker("ebpf:n1")
+    for ts in (1.0, 2.0):
+        got = every.make(Reading(ts, drops=[("host/v0", "NETFILTER_DROP", 3)]))[0]
+        assert [b.kind for b in got] == ["drop"], "resend 0 ships every time"

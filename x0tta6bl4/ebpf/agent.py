@@ -54,6 +54,7 @@ class AgentConfig:
     netns_patterns: tuple[str, ...] = ()
     state_dir: Path = DEFAULT_STATE_DIR
     max_map_entries: int = 4096
+    unchanged_resend_s: float = 10.0
 
     @classmethod
     def from_settings(cls, settings: Any) -> AgentConfig:
@@ -64,6 +65,7 @@ class AgentConfig:
             netns_patterns=tuple(settings.netns_patterns),
             state_dir=Path(settings.state_dir),
             max_map_entries=settings.max_map_entries,
+            unchanged_resend_s=settings.unchanged_resend_s,
         )
 
     @property
@@ -89,7 +91,7 @@ class EbpfAgentLogic:
         self.loader = Loader(config.state_dir, max_keys=config.max_map_entries)
         self.tracepoints: Tracepoints | None = None
         self.names = Names()
-        self.maker = BatchMaker(source)
+        self.maker = BatchMaker(source, config.unchanged_resend_s)
         self.errors: dict[str, str] = {}
         self.extra_targets: set[Target] = set()
         self.started = False

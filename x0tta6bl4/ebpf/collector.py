@@ -5,6 +5,7 @@ of cumulative counters, remembers the previous one, and returns
 :class:`~x0tta6bl4.telemetry.TelemetryBatch` objects with counters and per-second
 rates, plus the increments for Prometheus counters.  Rates are NaN for the first
 reading of an entity and after a counter went backwards (re-attached program).
+A batch in which nothing moved is repeated only every ``unchanged_resend_s``.
 
 Batch kinds and entities:
 
@@ -71,21 +72,49 @@ class Increment:
 
 
 class BatchMaker:
-    """Turns successive readings into batches; keeps only the previous values."""
+    """Turns successive readings into batches; keeps only the previous values.
 
-    def __init__(self, source: str) -> None:
+    Args:
+        source: the ``source`` of every batch.
+        unchanged_resend_s: a batch in which no counter moved since the previous
+            reading (no new entity, no reset) is left out unless its kind was last
+            shipped this long ago; 0 ships every batch every time.  Each batch costs
+            the agent an object-store put, and an idle link or a quiet drop table
+            need not be repeated every interval: its rates are 0 until it moves.
+    """
+
+    def __init__(self, source: str, unchanged_resend_s: float = 0.0) -> None:
         self.source = source
+        self.unchanged_resend_s = unchanged_resend_s
         self._prev: dict[tuple[str, str], tuple[float, float]] = {}
         self._seen: dict[tuple[str, str], tuple[float, float]] = {}
+        self._shipped: dict[str, float] = {}
+        self._moved = False
 
     def _step(self, key: tuple[str, str], ts: float, value: float) -> tuple[float, float]:
         """(rate per second, increment) of a cumulative value since the last reading."""
         self._seen[key] = (ts, value)
         prev = self._prev.get(key)
+        if prev is None or value != prev[1]:
+            self._moved = True
         if prev is None or value < prev[1]:
             return math.nan, value
         dt = ts - prev[0]
         return ((value - prev[1]) / dt if dt > 0 else math.nan), value - prev[1]
+
+    def _took_moved(self) -> bool:
+        """Whether a counter moved since the last call (then clears the flag)."""
+        moved, self._moved = self._moved, False
+        return moved
+
+    def _due(self, builder: BatchBuilder, ts: float, moved: bool) -> bool:
+        if not len(builder):
+            return False
+        last = self._shipped.get(builder.kind)
+        if moved or last is None or ts - last >= self.unchanged_resend_s:
+            self._shipped[builder.kind] = ts
+            return True
+        return False
 
     def make(self, reading: Reading) -> tuple[list[TelemetryBatch], list[Increment]]:
         self._seen = {}
@@ -109,6 +138,7 @@ class BatchMaker:
             for hook in hooks:
                 totals.setdefault((entity, hook), [0, 0])
 
+        moved = {"iface_proto": self._took_moved()}
         iface = BatchBuilder(self.source, "iface", _IFACE_METRICS)
         for entity in sorted({e for e, _ in totals}):
             values: list[float] = []
@@ -124,6 +154,7 @@ class BatchMaker:
                 values.extend((packets, nbytes, pps, bps))
             iface.add(ts, entity, tuple(values))
 
+        moved["iface"] = self._took_moved()
         drops = BatchBuilder(self.source, "drop", ("drops", "drops_per_s"))
         merged: dict[tuple[str, str], int] = defaultdict(int)
         for entity, reason, count in reading.drops:
@@ -133,14 +164,16 @@ class BatchMaker:
             drops.add(ts, f"{entity}/{reason}", (count, rate))
             increments.append(Increment("drops", (("iface", entity), ("reason", reason)), delta))
 
+        moved["drop"] = self._took_moved()
         retrans = BatchBuilder(self.source, "retrans", ("retransmits", "retransmits_per_s"))
         for entity, count in sorted(reading.retrans):
             rate, delta = self._step(("r", entity), ts, count)
             retrans.add(ts, entity, (count, rate))
             increments.append(Increment("retransmits", (("peer", entity),), delta))
 
+        moved["retrans"] = self._took_moved()
         for builder in (iface, proto, drops, retrans):
-            if len(builder):
+            if self._due(builder, ts, moved[builder.kind]):
                 batches.append(builder.build())
         self._prev = self._seen
         return batches, [i for i in increments if i.value > 0]
