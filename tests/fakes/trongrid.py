@@ -5,6 +5,9 @@ only_confirmed, min_timestamp, max_timestamp, contract_address, limit <= 200,
 fingerprint, newest first, ``meta.fingerprint`` and ``meta.links.next``),
 ``POST /wallet/gettransactioninfobyid`` and ``POST /wallet/getnowblock``.
 Error bodies follow TronGrid: ``{"success": false, "error": ..., "statusCode": N}``.
+A transaction may emit several Transfer events (``add_transfer(..., tx_id=)`` of
+an existing transaction): the history lists one row per event, all with the
+same ``transaction_id``, and the receipt carries one log per event.
 """
 
 from __future__ import annotations
@@ -49,6 +52,8 @@ class TronTx:
     result: str
     final_at: float | None = None
     """Wall time at which it reached the finality depth (for latency measurements)."""
+    event_index: int = 0
+    """Position of this Transfer event among its transaction's logs."""
 
     def item(self) -> dict[str, Any]:
         return {
@@ -81,7 +86,8 @@ class FakeTronGrid(FakeServer):
         super().__init__()
         self.finality_depth = finality_depth
         self.head = 1000
-        self.txs: dict[str, TronTx] = {}
+        self.txs: dict[tuple[str, int], TronTx] = {}
+        """Transfer events by (transaction id, event index)."""
         self.route("GET", "/v1/accounts/", self._trc20)
         self.route("POST", "/wallet/gettransactioninfobyid", self._info)
         self.route("POST", "/wallet/getnowblock", self._now_block)
@@ -105,8 +111,14 @@ class FakeTronGrid(FakeServer):
         kind: str = "Transfer",
         tx_id: str | None = None,
     ) -> str:
-        """Put a TRC20 transfer in the head block (or the mempool with ``pending``)."""
+        """Put a TRC20 transfer in the head block (or the mempool with ``pending``).
+
+        With the ``tx_id`` of a transaction already added, the transfer is one
+        more event of that transaction (same block, time and result).
+        """
         tx_id = tx_id or hashlib.sha256(f"tx{next(_counter)}{time.time()}".encode()).hexdigest()
+        with self.lock:
+            siblings = self._events(tx_id)
         tx = TronTx(
             tx_id=tx_id,
             contract=contract,
@@ -120,11 +132,20 @@ class FakeTronGrid(FakeServer):
             block_ms=at_ms if at_ms is not None else int(time.time() * 1000),
             block=None if pending else self.head,
             result=result,
+            event_index=len(siblings),
         )
+        if siblings:
+            first = siblings[0]
+            tx.block, tx.block_ms, tx.result = first.block, first.block_ms, first.result
         with self.lock:
-            self.txs[tx_id] = tx
+            self.txs[(tx_id, tx.event_index)] = tx
             self._stamp_final()
         return tx_id
+
+    def _events(self, tx_id: str) -> list[TronTx]:
+        return sorted(
+            (tx for (tid, _), tx in self.txs.items() if tid == tx_id), key=lambda t: t.event_index
+        )
 
     def mine(self, blocks: int = 1) -> None:
         """Add blocks: mempool transactions go into the first one."""
@@ -194,7 +215,7 @@ class FakeTronGrid(FakeServer):
             and not (q.get("only_unconfirmed") == "true" and tx.block is not None)
             and tx.result == "SUCCESS"  # a reverted call emits no Transfer event
         ]
-        rows.sort(key=lambda tx: (tx.block_ms, tx.tx_id), reverse=True)
+        rows.sort(key=lambda tx: (tx.block_ms, tx.tx_id, tx.event_index), reverse=True)
         page = rows[offset : offset + limit]
         meta: dict[str, Any] = {"at": int(time.time() * 1000), "page_size": len(page)}
         if offset + limit < len(rows):
@@ -207,9 +228,11 @@ class FakeTronGrid(FakeServer):
 
     def _info(self, request: Request) -> Response:
         tx_id = (request.body or {}).get("value") if isinstance(request.body, dict) else None
-        tx = self.txs.get(str(tx_id))
-        if tx is None or tx.block is None:
+        with self.lock:
+            events = self._events(str(tx_id))
+        if not events or events[0].block is None:
             return Response.json(200, {})
+        tx = events[0]
         return Response.json(
             200,
             {
@@ -227,14 +250,15 @@ class FakeTronGrid(FakeServer):
                 },
                 "log": [
                     {
-                        "address": tron_to_hex(tx.contract)[2:],
+                        "address": tron_to_hex(event.contract)[2:],
                         "topics": [
                             "ddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef",
-                            "0" * 24 + tron_to_hex(tx.from_)[2:],
-                            "0" * 24 + tron_to_hex(tx.to)[2:],
+                            "0" * 24 + tron_to_hex(event.from_)[2:],
+                            "0" * 24 + tron_to_hex(event.to)[2:],
                         ],
-                        "data": f"{tx.value:064x}",
+                        "data": f"{event.value:064x}",
                     }
+                    for event in events
                 ],
             },
         )

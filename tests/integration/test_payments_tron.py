@@ -12,6 +12,7 @@ import pytest
 from tests.fakes import SHOP_TRON, FakeTronGrid, payments_settings, tron_address
 from x0tta6bl4.errors import MalformedResponseError, RateLimitedError
 from x0tta6bl4.payments import (
+    Chain,
     Currency,
     Order,
     OrderState,
@@ -286,3 +287,31 @@ async def test_reconcile_rescans_addresses_without_open_orders(
     day_ago_ms = (time.time() - 86_400) * 1000
     assert abs(int(listing.query["min_timestamp"]) - day_ago_ms) < 60_000
     assert await service.reconcile() == [record]  # a second scan records nothing new
+
+
+async def test_one_transaction_paying_two_orders_credits_each_transfer_once(
+    chain: FakeTronGrid, service: PaymentService
+) -> None:
+    first, second, third = await _orders(service, 3)
+    # A batch payout: one transaction, three Transfer events to us (two orders, and
+    # a repeat of the first amount), listed by TronGrid as three rows with one id.
+    tx = chain.add_transfer(SHOP_TRON, first.amount)
+    chain.add_transfer(SHOP_TRON, second.amount, tx_id=tx)
+    chain.add_transfer(SHOP_TRON, first.amount, tx_id=tx)
+    chain.mine(2)
+    listing = await service.verifier().sources[Chain.TRON].client.trc20_transfers(SHOP_TRON)
+    assert [row.tx_id for row in listing] == [tx] * 3
+    for _ in range(3):  # polled again and again: nothing is counted twice
+        assert (await service.check(first.id)).state is OrderState.PAID
+        await service.poll_all()
+    assert (await service.get_order(second.id)).tx_id == tx
+    assert (await service.get_order(third.id)).state is OrderState.PENDING
+    records = await service.ledger.payments()
+    assert sorted((r.tx_id, r.event_index, r.status) for r in records) == [
+        (tx, 0, TransferStatus.CREDITED),
+        (tx, 1, TransferStatus.EXTRA),  # the first order's amount again: flagged for refund
+        (tx, 2, TransferStatus.CREDITED),
+    ]
+    stats = await service.stats()
+    assert stats["payments"]["credited"] == 2
+    assert stats["revenue"]["usdt_trc20"] == first.amount + second.amount

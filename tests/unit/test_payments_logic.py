@@ -38,6 +38,7 @@ from x0tta6bl4.payments._boc import (
 )
 from x0tta6bl4.payments._http import retry_after_of
 from x0tta6bl4.payments._matching import match
+from x0tta6bl4.payments._trongrid import Trc20Transfer, number_events
 from x0tta6bl4.payments._verifier import backoff_delay
 
 USDT = "TR7NHqjeKQxGTCi8q8ZY4pL8otSzgjLj6t"
@@ -217,3 +218,37 @@ def test_resolve_fills_network_defaults_and_rejects_bad_addresses() -> None:
     with pytest.raises(ConfigError, match="invalid address") as info:
         resolve(PaymentsSettings(tron_addresses=["Tnope"]))
     assert "tron_addresses" in info.value.fix
+
+
+def _trc20_row(tx_id: str, value: int, sender: str) -> dict[str, object]:
+    return {
+        "transaction_id": tx_id,
+        "token_info": {"address": USDT, "decimals": 6, "symbol": "USDT", "name": "Tether USD"},
+        "block_timestamp": 1_767_268_800_000,
+        "from": sender,
+        "to": USDT,
+        "type": "Transfer",
+        "value": str(value),
+    }
+
+
+def test_event_numbers_do_not_depend_on_the_order_trongrid_lists_rows_in() -> None:
+    tx_a, tx_b = "a" * 64, "b" * 64
+    rows = [
+        _trc20_row(tx_a, 7, "Tx"),
+        _trc20_row(tx_a, 5, "Ty"),
+        _trc20_row(tx_a, 5, "Tx"),
+        _trc20_row(tx_b, 9, "Tx"),
+    ]
+    numbered = set()
+    for seed in range(6):
+        shuffled = rows[:]
+        random.Random(seed).shuffle(shuffled)
+        items = [Trc20Transfer(row) for row in shuffled]
+        number_events(items)
+        numbered.add(frozenset((i.key, i.value, i.from_) for i in items))
+    assert numbered == {
+        frozenset(
+            {((tx_a, 0), 5, "Tx"), ((tx_a, 1), 5, "Ty"), ((tx_a, 2), 7, "Tx"), ((tx_b, 0), 9, "Tx")}
+        )
+    }

@@ -116,6 +116,49 @@ def test_a_transfer_is_recorded_once_and_a_second_payment_is_extra(
     assert [e.kind for e in repo.events_since(0)] == ["paid", "suspicious"]
 
 
+def test_transfers_of_one_transaction_are_keyed_by_event_index(
+    repo: SqliteRepository,
+) -> None:
+    one, two = repo.create_order(_new("o0"), T0), repo.create_order(_new("o1"), T0)
+    batch = [
+        Transfer(Chain.TRON, "tx1", ADDRESS, "Tp", Currency.USDT_TRC20, order.amount, T0,
+                 event_index=index)
+        for index, order in enumerate((one, two))
+    ]  # fmt: skip
+    assert repo.known(Chain.TRON, [("tx1", 0), ("tx1", 1)]) == set()
+    outcomes = repo.record("s", batch, "10", T0, DAY)
+    assert [(o.order_id, o.event_index, o.new) for o in outcomes] == [
+        ("o0", 0, True),
+        ("o1", 1, True),
+    ]
+    assert [o.new for o in repo.record("s", batch, "11", T0, DAY)] == [False, False]
+    assert repo.known(Chain.TRON, [("tx1", 0), ("tx1", 1), ("tx1", 2)]) == {
+        ("tx1", 0),
+        ("tx1", 1),
+    }
+    assert repo.stats()["payments"]["credited"] == 2
+
+
+def test_version_1_payments_keep_their_rows_as_event_0(tmp_path: Path) -> None:
+    path = tmp_path / "p.sqlite"
+    db = sqlite3.connect(path, isolation_level=None)
+    for statement in MIGRATIONS[0].split(";"):
+        if statement.strip():
+            db.execute(statement)
+    db.execute("PRAGMA user_version = 1")
+    db.execute(
+        "INSERT INTO payments VALUES ('tron', 'tx1', 'usdt_trc20', 5, 'Tp', ?, NULL, 1, 2, "
+        "NULL, 'unmatched', 'old')",
+        (ADDRESS,),
+    )
+    db.close()
+    repo = SqliteRepository(path)
+    assert repo.schema_version == len(MIGRATIONS)
+    [old] = repo.payments()
+    assert (old.tx_id, old.event_index, old.detail) == ("tx1", 0, "old")
+    assert repo.known(Chain.TRON, [("tx1", 0), ("tx1", 1)]) == {("tx1", 0)}
+
+
 def test_two_writers_on_one_file_credit_once(tmp_path: Path) -> None:
     one = SqliteRepository(tmp_path / "p.sqlite")
     two = SqliteRepository(tmp_path / "p.sqlite")

@@ -70,7 +70,7 @@ class LedgerApi(Protocol):
 
     async def expire_due(self) -> list[Order]: ...
 
-    async def known(self, chain: Chain, tx_ids: list[str]) -> set[str]: ...
+    async def known(self, chain: Chain, keys: list[tuple[str, int]]) -> set[tuple[str, int]]: ...
 
     async def record(
         self, stream: str | None, transfers: list[Transfer], cursor: str | None
@@ -205,8 +205,8 @@ class Ledger:
             self._notify()
         return expired
 
-    async def known(self, chain: Chain, tx_ids: list[str]) -> set[str]:
-        return await self._run(lambda r: r.known(Chain(chain), list(tx_ids)))
+    async def known(self, chain: Chain, keys: list[tuple[str, int]]) -> set[tuple[str, int]]:
+        return await self._run(lambda r: r.known(Chain(chain), [(t, int(i)) for t, i in keys]))
 
     async def record(
         self, stream: str | None, transfers: list[Transfer], cursor: str | None
@@ -221,6 +221,7 @@ class Ledger:
             level(
                 "transfer_recorded",
                 tx=outcome.tx_id,
+                event_index=outcome.event_index,
                 status=outcome.status.value,
                 order=outcome.order_id,
                 stream=stream,

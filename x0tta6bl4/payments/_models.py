@@ -141,3 +141,11 @@ class Transfer:
     at: datetime
     comment: str | None = None
     reason: str | None = None
+    event_index: int = 0
+    """Which transfer of its transaction this is: one transaction may pay us
+    several times (a batch payout), and each transfer counts once."""
+
+    @property
+    def key(self) -> tuple[str, int]:
+        """What makes a transfer unique on its chain: (tx_id, event_index)."""
+        return (self.tx_id, self.event_index)

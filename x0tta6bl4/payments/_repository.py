@@ -62,6 +62,7 @@ class Outcome:
     status: TransferStatus
     order_id: str | None
     new: bool
+    event_index: int = 0
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,8 @@ class PaymentRecord:
     order_id: str | None
     status: TransferStatus
     detail: str
+    event_index: int = 0
+    """Which transfer of the transaction (see :attr:`Transfer.event_index`)."""
 
 
 @dataclass(frozen=True)
@@ -106,7 +109,7 @@ class Repository(Protocol):
 
     def expire_due(self, now: datetime) -> list[Order]: ...
 
-    def known(self, chain: Chain, tx_ids: list[str]) -> set[str]: ...
+    def known(self, chain: Chain, keys: list[tuple[str, int]]) -> set[tuple[str, int]]: ...
 
     def record(
         self,

@@ -11,8 +11,9 @@ from x0tta6bl4.payments._models import Transfer
 
 __all__ = ["Batch", "ChainSource", "KnownFilter"]
 
-KnownFilter = Callable[[list[str]], Awaitable[set[str]]]
-"""Given tx ids, returns those the ledger already holds (to skip re-checking them)."""
+KnownFilter = Callable[[list[tuple[str, int]]], Awaitable[set[tuple[str, int]]]]
+"""Given transfer keys (tx_id, event_index), returns those the ledger already holds
+(to skip re-checking them)."""
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,8 @@
 Every method is blocking and runs on the ledger's one worker thread.  Writes
 happen in ``BEGIN IMMEDIATE`` transactions, so a second process writing the
 same file waits instead of interleaving; the primary key on
-``payments(chain, tx_id)`` and the conditional ``UPDATE ... WHERE state IN
-('pending', 'expired')`` make a double credit impossible even then.
+``payments(chain, tx_id, event_index)`` and the conditional ``UPDATE ... WHERE
+state IN ('pending', 'expired')`` make a double credit impossible even then.
 """
 
 from __future__ import annotations
@@ -101,6 +101,33 @@ MIGRATIONS: list[str] = [
         owner TEXT PRIMARY KEY,
         until_ms INTEGER NOT NULL
     );
+    """,
+    # 2: one transaction may carry several transfers to us; each is its own row.
+    """
+    CREATE TABLE payments_v2 (
+        chain TEXT NOT NULL,
+        tx_id TEXT NOT NULL,
+        event_index INTEGER NOT NULL DEFAULT 0,
+        currency TEXT,
+        amount INTEGER NOT NULL,
+        from_address TEXT NOT NULL,
+        to_address TEXT NOT NULL,
+        comment TEXT,
+        block_ms INTEGER NOT NULL,
+        seen_ms INTEGER NOT NULL,
+        order_id TEXT REFERENCES orders (id),
+        status TEXT NOT NULL,
+        detail TEXT NOT NULL,
+        PRIMARY KEY (chain, tx_id, event_index)
+    );
+    INSERT INTO payments_v2 (chain, tx_id, event_index, currency, amount, from_address,
+        to_address, comment, block_ms, seen_ms, order_id, status, detail)
+        SELECT chain, tx_id, 0, currency, amount, from_address, to_address, comment,
+            block_ms, seen_ms, order_id, status, detail FROM payments;
+    DROP TABLE payments;
+    ALTER TABLE payments_v2 RENAME TO payments;
+    CREATE INDEX payments_order ON payments (order_id);
+    CREATE INDEX payments_block ON payments (block_ms);
     """,
 ]
 """Schema versions in order; ``PRAGMA user_version`` counts the applied ones."""
@@ -332,18 +359,20 @@ class SqliteRepository:
 
     # -- transfers ------------------------------------------------------------
 
-    def known(self, chain: Chain, tx_ids: list[str]) -> set[str]:
-        """The subset of ``tx_ids`` the ledger has already recorded."""
-        found: set[str] = set()
+    def known(self, chain: Chain, keys: list[tuple[str, int]]) -> set[tuple[str, int]]:
+        """The subset of transfer ``keys`` (tx_id, event_index) already recorded."""
+        wanted = set(keys)
+        tx_ids = sorted({tx_id for tx_id, _ in wanted})
+        found: set[tuple[str, int]] = set()
         for start in range(0, len(tx_ids), 500):
             chunk = tx_ids[start : start + 500]
             rows = self._db.execute(
-                f"SELECT tx_id FROM payments WHERE chain = ? AND tx_id IN "
+                f"SELECT tx_id, event_index FROM payments WHERE chain = ? AND tx_id IN "
                 f"({', '.join('?' * len(chunk))})",
                 (chain.value, *chunk),
             )
-            found.update(r[0] for r in rows)
-        return found
+            found.update((r[0], r[1]) for r in rows)
+        return found & wanted
 
     def record(
         self,
@@ -355,7 +384,7 @@ class SqliteRepository:
     ) -> list[Outcome]:
         """Match and record final transfers and advance ``stream``'s cursor, atomically.
 
-        A transfer whose (chain, tx_id) is already recorded changes nothing
+        A transfer whose (chain, tx_id, event_index) is already recorded changes nothing
         and comes back with ``new=False``.
         """
         now_ms = _ms(now)
@@ -396,12 +425,14 @@ class SqliteRepository:
         verdict = match(transfer, self._candidates(db, transfer), late_window)
         order = verdict.order
         inserted = db.execute(
-            "INSERT INTO payments (chain, tx_id, currency, amount, from_address, to_address, "
-            "comment, block_ms, seen_ms, order_id, status, detail) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (chain, tx_id) DO NOTHING",
+            "INSERT INTO payments (chain, tx_id, event_index, currency, amount, from_address, "
+            "to_address, comment, block_ms, seen_ms, order_id, status, detail) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (chain, tx_id, event_index) DO NOTHING",
             (
                 transfer.chain.value,
                 transfer.tx_id,
+                transfer.event_index,
                 transfer.currency.value if transfer.currency else None,
                 transfer.amount,
                 transfer.from_address,
@@ -415,7 +446,8 @@ class SqliteRepository:
             ),
         ).rowcount
         if not inserted:
-            return Outcome(transfer.tx_id, TransferStatus(self._status(db, transfer)), None, False)
+            status = TransferStatus(self._status(db, transfer))
+            return Outcome(transfer.tx_id, status, None, False, transfer.event_index)
         status = verdict.status
         if order is not None and verdict.new_state is not None:
             paid = verdict.new_state in (OrderState.PAID, OrderState.LATE)
@@ -433,18 +465,21 @@ class SqliteRepository:
             if not changed:  # cannot happen inside this transaction; kept as a guard
                 status = TransferStatus.EXTRA
                 db.execute(
-                    "UPDATE payments SET status = 'extra' WHERE chain = ? AND tx_id = ?",
-                    (transfer.chain.value, transfer.tx_id),
+                    "UPDATE payments SET status = 'extra' "
+                    "WHERE chain = ? AND tx_id = ? AND event_index = ?",
+                    (transfer.chain.value, transfer.tx_id, transfer.event_index),
                 )
         if order is not None and verdict.event is not None:
             self._event(db, order.id, verdict.event, verdict.detail, now_ms)
-        return Outcome(transfer.tx_id, status, order.id if order else None, True)
+        return Outcome(
+            transfer.tx_id, status, order.id if order else None, True, transfer.event_index
+        )
 
     @staticmethod
     def _status(db: sqlite3.Connection, transfer: Transfer) -> str:
         row = db.execute(
-            "SELECT status FROM payments WHERE chain = ? AND tx_id = ?",
-            (transfer.chain.value, transfer.tx_id),
+            "SELECT status FROM payments WHERE chain = ? AND tx_id = ? AND event_index = ?",
+            (transfer.chain.value, transfer.tx_id, transfer.event_index),
         ).fetchone()
         return str(row[0])
 
@@ -464,7 +499,9 @@ class SqliteRepository:
             where.append(f"status IN ({', '.join('?' * len(statuses))})")
             args.extend(s.value for s in statuses)
         rows = self._db.execute(
-            f"SELECT * FROM payments WHERE {' AND '.join(where)} ORDER BY block_ms", args
+            f"SELECT * FROM payments WHERE {' AND '.join(where)} "
+            "ORDER BY block_ms, tx_id, event_index",
+            args,
         ).fetchall()
         return [
             PaymentRecord(
@@ -479,6 +516,7 @@ class SqliteRepository:
                 order_id=r["order_id"],
                 status=TransferStatus(r["status"]),
                 detail=r["detail"],
+                event_index=r["event_index"],
             )
             for r in rows
         ]

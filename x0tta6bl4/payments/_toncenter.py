@@ -150,8 +150,8 @@ class TonSource:
             transfer if sender is None else _check_jetton(transfer, sender, our_wallet)
             for transfer, sender in parsed
         ]
-        seen = await known([c.tx_id for c in for_us])
-        fresh = [c for c in for_us if c.tx_id not in seen]
+        seen = await known([c.key for c in for_us])
+        fresh = [c for c in for_us if c.key not in seen]
         return Batch(fresh, str(last_lt) if txs or cursor else None, 0, len(txs))
 
     def _parse(self, tx: dict[str, Any]) -> tuple[Transfer, str | None] | None:

@@ -6,7 +6,9 @@ Endpoints (TronGrid v1 and the full-node HTTP API):
   &min_timestamp=MS&limit=200[&fingerprint=F]``: ``{"data": [{"transaction_id",
   "token_info": {"address", "decimals", "symbol", "name"}, "block_timestamp",
   "from", "to", "type", "value"}], "success": true, "meta": {"at", "page_size",
-  "fingerprint", "links": {"next"}}}``; ``value`` is a decimal string.
+  "fingerprint", "links": {"next"}}}``; ``value`` is a decimal string.  One row per
+  Transfer event: a transaction paying us twice is two rows with one
+  ``transaction_id``, and no row says which event of the transaction it is.
 - ``POST /wallet/gettransactioninfobyid {"value": txid}``: ``{}`` while unknown,
   else ``{"id", "blockNumber", "blockTimeStamp", "receipt": {"result"}, ...}``.
 - ``POST /wallet/getnowblock``: ``{"block_header": {"raw_data": {"number"}}}``.
@@ -25,7 +27,7 @@ from x0tta6bl4.payments._matching import CLOCK_SKEW
 from x0tta6bl4.payments._models import Chain, Currency, Transfer
 from x0tta6bl4.payments._source import Batch, KnownFilter
 
-__all__ = ["Trc20Transfer", "TronGridClient", "TronSource"]
+__all__ = ["Trc20Transfer", "TronGridClient", "TronSource", "number_events"]
 
 log = loggers.payments.bind(chain="tron")
 
@@ -38,7 +40,17 @@ _USDT_LOOKALIKE = ("usdt", "tether")
 class Trc20Transfer:
     """One validated item of the TRC20 history."""
 
-    __slots__ = ("at", "contract", "decimals", "from_", "symbol", "to", "tx_id", "value")
+    __slots__ = (
+        "at",
+        "contract",
+        "decimals",
+        "event_index",
+        "from_",
+        "symbol",
+        "to",
+        "tx_id",
+        "value",
+    )
 
     def __init__(self, item: Any) -> None:
         try:
@@ -59,10 +71,36 @@ class Trc20Transfer:
         if len(self.tx_id) != 64:
             raise malformed(SERVICE, f"transaction_id {self.tx_id!r} is not 64 hex digits")
         self.value = int(value) if kind == "Transfer" else -1
+        self.event_index = 0
+        """Set by :func:`number_events` once the whole history is read."""
+
+    @property
+    def key(self) -> tuple[str, int]:
+        return (self.tx_id, self.event_index)
+
+    def _rank(self) -> tuple[str, int, str, str]:
+        return (self.contract, self.value, self.from_, self.to)
 
     @property
     def block_ms(self) -> int:
         return int(self.at.timestamp() * 1000)
+
+
+def number_events(items: list[Trc20Transfer]) -> None:
+    """Give each transfer its index among its transaction's transfers to us.
+
+    TronGrid lists one row per Transfer event but no log index, and need not
+    list a transaction's rows in the same order twice.  The index is the
+    row's rank within its transaction by (contract, value, from, to): a final
+    transaction never changes, so every poll numbers its transfers the same
+    way, and (tx_id, index) is a stable key that credits each transfer once.
+    """
+    by_tx: dict[str, list[Trc20Transfer]] = {}
+    for item in items:
+        by_tx.setdefault(item.tx_id, []).append(item)
+    for rows in by_tx.values():
+        for index, item in enumerate(sorted(rows, key=Trc20Transfer._rank)):
+            item.event_index = index
 
 
 class TronGridClient:
@@ -138,8 +176,9 @@ class TronSource:
         if since is not None:
             start = max(start, int((since - CLOCK_SKEW).timestamp() * 1000))
         items = await self.client.trc20_transfers(address, start)
-        fresh_ids = await known([i.tx_id for i in items])
-        items = [i for i in items if i.tx_id not in fresh_ids]
+        number_events(items)
+        recorded = await known([i.key for i in items])
+        items = [i for i in items if i.key not in recorded]
         transfers, pending_ms = [], []
         usdt = [i for i in items if i.contract == self.usdt and i.value >= 0]
         head = await self.client.now_block() if usdt else 0
@@ -210,6 +249,7 @@ class TronSource:
             amount=item.value,
             at=item.at,
             reason=reason,
+            event_index=item.event_index,
         )
 
     def _lookalike(self, item: Trc20Transfer) -> bool:
@@ -227,6 +267,7 @@ class TronSource:
             amount=max(item.value, 0),
             at=item.at,
             reason=f"fake USDT: token {item.symbol!r} at {item.contract} is not {self.usdt}",
+            event_index=item.event_index,
         )
 
     async def aclose(self) -> None:

@@ -135,8 +135,8 @@ class Verifier:
         if cursor is None and not rescan:
             cursor = await self.ledger.cursor(stream)
 
-        async def known(tx_ids: list[str]) -> set[str]:
-            return await self.ledger.known(chain, tx_ids) if tx_ids else set()
+        async def known(keys: list[tuple[str, int]]) -> set[tuple[str, int]]:
+            return await self.ledger.known(chain, keys) if keys else set()
 
         batch = await source.fetch(address, cursor, work.since if work else None, known)
         outcomes = await self.ledger.record(stream, batch.transfers, batch.cursor)
