@@ -7,6 +7,8 @@ hellos, and meanwhile:
   costs on its real links (to attract traffic);
 * forges LSAs in the name of an honest node, signed with its own key;
 * replays its own old, validly signed hellos (sequence numbers already seen);
+* forges hellos: in a neighbour's name (a made-up MAC, or one made with its own
+  link key) and its own with a made-up MAC;
 * replays honest nodes' LSAs it captured, after they were superseded;
 * sends LSAs stamped far outside the replay window.
 
@@ -17,6 +19,7 @@ runs until killed.
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -29,7 +32,7 @@ from x0tta6bl4.mesh.ports import Route
 from x0tta6bl4.mesh.security import SecureCodec
 from x0tta6bl4.mesh.service import MonotonicClock
 from x0tta6bl4.mesh.transport import LinkSocket, UdpTransport
-from x0tta6bl4.mesh.wire import Lsa, MsgType, peek
+from x0tta6bl4.mesh.wire import MAC_BYTES, Flags, Hello, Lsa, MsgType, encode, peek
 
 FAKE_COST = 0.001
 
@@ -51,6 +54,21 @@ class LyingLogic(MeshNodeLogic):
         links = {n: FAKE_COST for n, m in self.monitors.items() if m.up}
         links.update(dict.fromkeys(self.fake, FAKE_COST))
         return links
+
+
+def forged_hellos(
+    codec: SecureCodec, name: str, neighbor: str, ends: Mapping[str, object], seq: int
+) -> list[bytes]:
+    """Hellos to ``neighbor`` it cannot authenticate: in another neighbour's name (a
+    made-up MAC, and one made with its own link key), and its own with a made-up MAC."""
+    out = []
+    for origin in [n for n in ends if n != neighbor][:1]:
+        fake = Hello(origin, seq, time.time(), neighbor, 0, 0.0, 1.0)
+        out.append(encode(fake, Flags.MAC) + os.urandom(MAC_BYTES))
+        out.append(codec.seal(fake))
+    own = Hello(name, seq, time.time(), neighbor, 0, 0.0, 1.0)
+    out.append(encode(own, Flags.MAC) + os.urandom(MAC_BYTES))
+    return out
 
 
 async def main(data_dir: Path, run_id: str, name: str) -> None:
@@ -97,6 +115,8 @@ async def main(data_dir: Path, run_id: str, name: str) -> None:
             for neighbor in ends:
                 transport.send(neighbor, forged)
                 transport.send(neighbor, stale)
+                for fake in forged_hellos(codec, name, neighbor, ends, seq):
+                    transport.send(neighbor, fake)
                 for old in own_hellos[:3]:
                     transport.send(neighbor, old)
                 if elapsed > 4.0:

@@ -15,7 +15,7 @@ from x0tta6bl4.mesh.ports import Fault, FaultKind, Route
 from x0tta6bl4.mesh.security import NodeKey, SecureCodec
 from x0tta6bl4.mesh.sim import SimBackend, SimRouteSink
 from x0tta6bl4.mesh.topology import Topology, grid, ring
-from x0tta6bl4.mesh.wire import Hello, Lsa, encode
+from x0tta6bl4.mesh.wire import MAC_BYTES, Hello, Lsa, encode
 
 
 def converged(topology: Topology, **settings: object) -> SimBackend:
@@ -109,8 +109,14 @@ def test_bad_datagrams_are_dropped_and_counted() -> None:
     node.receive("n1", mallory.seal(Lsa("n1", 2**62, wall, fake_links)))  # forged
     node.receive("n1", n1.codec.seal(Lsa("n1", 2**62, wall - 60.0, fake_links)))  # old stamp
     node.receive("n1", n1.codec.seal(Hello("n1", 1, wall, "n0", 0, 0.0, 1.0)))  # old seq
-    node.receive("n1", n1.codec.seal(Hello("n1", 2**62, wall, "n2", 0, 0.0, 1.0)))  # not for n0
-    node.receive("n3", n1.codec.seal(Hello("n1", 2**62, wall, "n0", 0, 0.0, 1.0)))  # wrong link
+    # Hellos on the keyed n0-n1 link are MAC'd: a fresh one n1 did not send fails the tag.
+    hello = Hello("n1", 2**62, wall, "n0", 0, 0.0, 1.0)
+    mac = n1.codec.seal(hello)
+    assert len(mac) == len(encode(hello)) + MAC_BYTES
+    node.receive("n1", mac[:-1] + bytes([mac[-1] ^ 1]))  # forged tag
+    node.receive("n1", mallory.seal(hello))  # a handshake signed by the wrong key: forged
+    node.receive("n1", n1.codec.seal(Hello("n1", 2**62, wall, "n2", 0, 0.0, 1.0)))  # n1-n2 key
+    node.receive("n3", mac)  # wrong link
     node.receive("n9", b"\x00")  # no such link
     node.receive("n1", b"X0" + bytes(9000))  # oversized
     node.receive("n1", b"X0\x01")  # malformed
@@ -124,9 +130,9 @@ def test_bad_datagrams_are_dropped_and_counted() -> None:
         "oversized": 1,
         "malformed": 1,
         "unsigned": 1,
-        "forged": 2,
+        "forged": 5,
         "replayed": 2,
-        "misdirected": 3,
+        "misdirected": 2,
     }
     assert {entry.lsa.origin: entry.lsa.seq for entry in node.lsdb} == lsdb_before
     assert sim.sinks["n0"].routes == routes_before

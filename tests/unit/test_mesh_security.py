@@ -19,7 +19,7 @@ from x0tta6bl4.mesh.security import (
     load_node_key,
     provision,
 )
-from x0tta6bl4.mesh.wire import Flags, Hello, Lsa, encode, parse
+from x0tta6bl4.mesh.wire import VERSION, Flags, Hello, Lsa, encode, parse
 
 NOW = 1_800_000_000.0
 
@@ -131,7 +131,7 @@ def test_sealing_an_oversized_message_says_how_to_fix_it(
         (encode(HELLO) + b"\x00", "trailing bytes"),
         (encode(HELLO)[:3] + bytes([7]) + encode(HELLO)[4:], "unknown message type"),
         (encode(HELLO)[:4] + bytes([0x80]) + encode(HELLO)[5:], "unknown flags"),
-        (struct.pack("!2sBBBQd", b"X0", 1, 2, 0, 1, NOW) + b"\x01a" + b"\xff\xff", "LSA lists"),
+        (struct.pack("!2sBBBQd", b"X0", VERSION, 2, 0, 1, NOW) + b"\x01a" + b"\xff\xff", "LSA lists"),
     ],
 )
 def test_malformed_datagrams(data: bytes, match: str) -> None:
@@ -157,11 +157,15 @@ def test_hybrid_ml_dsa_signatures(keys: dict[str, NodeKey]) -> None:
     ring = Keyring({"a": a.public(), "b": b.public()})
     sender = SecureCodec(a, ring, pqc=True, wall=clock)
     receiver = SecureCodec(b, ring, pqc=True, wall=clock)
-    data = sender.seal(HELLO)
-    assert len(data) == len(encode(HELLO)) + 64 + 2420
-    assert receiver.open(data) == parse(data).message
+    data = sender.seal(LSA)
+    assert len(data) == len(encode(LSA)) + 64 + 2420
+    assert receiver.open(data) == LSA
+    # A hello on a link not keyed yet is a hybrid-signed handshake with a 40-byte share.
+    hello = sender.seal(HELLO)
+    assert len(hello) == len(encode(HELLO)) + 40 + 64 + 2420
+    assert receiver.open(hello) == parse(hello).message
     # An Ed25519-only datagram does not satisfy a node that requires ML-DSA.
-    classic = SecureCodec(a, ring, wall=clock).seal(HELLO)
+    classic = SecureCodec(a, ring, wall=clock).seal(LSA)
     with pytest.raises(SecurityError) as excinfo:
         receiver.open(classic)
     assert reason_of(excinfo) == "unsigned"

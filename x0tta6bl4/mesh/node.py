@@ -355,6 +355,11 @@ class MeshNodeLogic:
         if monitor.is_replay(hello.seq):
             self._reject("replayed", f"hello seq {hello.seq} from {neighbor} is not newer")
             return
+        try:
+            self.codec.accept_hello(hello)
+        except SecurityError as exc:
+            self._reject(str(exc.context.get("reason", "forged")), exc.message)
+            return
         if monitor.up and hello.echo_seq == 0 and monitor.hellos_received:
             # The neighbour never heard us: a new incarnation (actor restart) behind a
             # link we kept up.  Hand it the database now rather than at the next refresh.

@@ -11,17 +11,19 @@ one of :data:`REASONS`, datagrams that are oversized (checked before anything
 is parsed), malformed, unsigned, forged (unknown origin or bad signature) or
 replayed (timestamp outside the window).  Sequence-number replay checks need
 per-origin state and live with that state (the link monitor and the LSDB).
+Hellos on a keyed link carry a MAC instead of signatures (:mod:`~x0tta6bl4.mesh.linkauth`).
 With ``mesh.byzantine`` off, datagrams carry no signatures and are not checked.
 """
 
 from __future__ import annotations
 
+import hmac
 import json
 import math
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,10 +32,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from x0tta6bl4.config import MeshSettings
 from x0tta6bl4.errors import ConfigError, DependencyError, SecurityError
+from x0tta6bl4.mesh.linkauth import LinkAuth
 from x0tta6bl4.mesh.wire import (
     ED25519_SIG_BYTES,
     MLDSA44_SIG_BYTES,
     Flags,
+    Hello,
     Message,
     encode,
     parse,
@@ -326,8 +330,10 @@ class SecureCodec:
         self.replay_window_s = replay_window_s
         self.wall = wall
         self._flags = Flags.NONE
-        if self.byzantine:
+        self.links: LinkAuth | None = None
+        if self.byzantine and key is not None:
             self._flags = Flags.SIG_ED25519 | (Flags.SIG_MLDSA if self.pqc else Flags.NONE)
+            self.links = LinkAuth(key.name)
 
     @classmethod
     def from_settings(cls, name: str, mesh: MeshSettings, data_dir: Path) -> SecureCodec:
@@ -344,10 +350,20 @@ class SecureCodec:
         )
 
     def seal(self, message: Message) -> bytes:
-        """The datagram for ``message``, signed when ``byzantine`` is on."""
-        body = encode(message, self._flags)
-        if not self.byzantine or self.key is None:
-            return body
+        """The datagram for ``message``, signed when ``byzantine`` is on; a hello on a
+        keyed link is MAC'd instead, one on a link not keyed yet is a signed handshake."""
+        if self.links is None or self.key is None:
+            return encode(message)
+        flags = self._flags
+        if isinstance(message, Hello):
+            key = self.links.sending_key(message.dest)
+            if key is not None:
+                body = encode(message, Flags.MAC)
+                return body + self.links.tag(key, body)
+            share, knows = self.links.handshake(message.dest)
+            message = replace(message, key_share=share, knows=knows)
+            flags |= Flags.KEY_SHARE
+        body = encode(message, flags)
         sig = self.key.ed25519.sign(body)
         if self.pqc:
             sig += self.key.mldsa44.sign(body)
@@ -371,6 +387,10 @@ class SecureCodec:
         parsed = parse(payload)
         message = parsed.message
         if not self.byzantine:
+            return message
+        if parsed.flags & Flags.MAC:
+            self._check_mac(message, parsed.signed, parsed.trailer)
+            self._check_time(message)
             return message
         if not parsed.flags & Flags.SIG_ED25519 or (
             self.pqc and not parsed.flags & Flags.SIG_MLDSA
@@ -397,6 +417,28 @@ class SecureCodec:
                 f"bad signature on {type(message).__name__} from {message.origin}",
                 reason="forged",
             ) from exc
+        self._check_time(message)
+        return message
+
+    def accept_hello(self, hello: Hello) -> None:
+        """Learn from a hello that passed every check, the node's sequence check included
+        (a key share, or proof the other end holds ours); raises SecurityError (forged)
+        for an unusable key share."""
+        if self.links is not None:
+            self.links.accept(hello.origin, hello.key_share, hello.knows)
+
+    def _check_mac(self, message: Message, signed: bytes, tag: bytes) -> None:
+        key = self.links.key(message.origin) if self.links is not None else None
+        if key is None:
+            raise SecurityError(
+                f"MAC'd hello from {message.origin}, whose link key this node does not "
+                "hold (yet: its handshake re-keys the link)",
+                reason="unsigned",
+            )
+        if not hmac.compare_digest(self.links.tag(key, signed), tag):  # type: ignore[union-attr]
+            raise SecurityError(f"bad MAC on a hello from {message.origin}", reason="forged")
+
+    def _check_time(self, message: Message) -> None:
         skew = abs(self.wall() - message.ts) if math.isfinite(message.ts) else math.inf
         if skew > self.replay_window_s:
             raise SecurityError(
@@ -405,4 +447,3 @@ class SecureCodec:
                 fix="synchronise clocks (chrony/NTP) or widen mesh.replay_window_s",
                 reason="replayed",
             )
-        return message

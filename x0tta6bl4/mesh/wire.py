@@ -4,14 +4,18 @@ Every datagram is ``header | origin | body | signatures``::
 
     header   !2sBBBQd   magic b"X0", version, type, flags, seq (u64), ts (f64, wall seconds)
     origin   B + utf-8  the sending (HELLO) or originating (LSA) node
-    HELLO    B + utf-8 dest, Q echo_seq, I echo_delay_us, H rx_ratio * 65535
+    HELLO    B + utf-8 dest, Q echo_seq, I echo_delay_us, H rx_ratio * 65535,
+             then with KEY_SHARE: 32-byte X25519 share, 8-byte id of the dest's share held
     LSA      H count, then per link: B + utf-8 neighbour, I cost * 1000
-    sigs     64-byte Ed25519 when flags has SIG_ED25519, then the ML-DSA-44
-             signature (2,420 bytes) when flags has SIG_MLDSA
+    trailer  64-byte Ed25519 when flags has SIG_ED25519, then the ML-DSA-44
+             signature (2,420 bytes) when flags has SIG_MLDSA; or, for a HELLO
+             with MAC, a 16-byte BLAKE2b tag under the link's key
 
-Signatures cover everything before them, the flags included, so stripping one
-breaks the other.  The layout is versioned; a receiver refuses other versions.
-Signing and verification live in :mod:`x0tta6bl4.mesh.security`.
+Signatures and tags cover everything before them, the flags included, so
+stripping one breaks the other.  A HELLO is either signed (a handshake, which
+carries the sender's key share) or MAC'd, never both.  The layout is versioned;
+a receiver refuses other versions.  Signing and verification live in
+:mod:`x0tta6bl4.mesh.security`, link keys in :mod:`x0tta6bl4.mesh.linkauth`.
 """
 
 from __future__ import annotations
@@ -23,7 +27,10 @@ from enum import IntEnum, IntFlag
 from x0tta6bl4.errors import SecurityError
 
 __all__ = [
+    "KEY_ID_BYTES",
+    "MAC_BYTES",
     "MAGIC",
+    "SHARE_BYTES",
     "VERSION",
     "Flags",
     "Hello",
@@ -37,7 +44,7 @@ __all__ = [
 ]
 
 MAGIC = b"X0"
-VERSION = 1
+VERSION = 2
 MAX_LSA_LINKS = 1024
 """An LSA listing more links than this is refused as malformed."""
 COST_SCALE = 1000
@@ -50,6 +57,10 @@ _COUNT = struct.Struct("!H")
 _COST = struct.Struct("!I")
 ED25519_SIG_BYTES = 64
 MLDSA44_SIG_BYTES = 2420
+MAC_BYTES = 16
+SHARE_BYTES = 32
+KEY_ID_BYTES = 8
+_HELLO_ONLY = 12  # KEY_SHARE | MAC
 
 
 class MsgType(IntEnum):
@@ -61,6 +72,10 @@ class Flags(IntFlag):
     NONE = 0
     SIG_ED25519 = 1
     SIG_MLDSA = 2
+    KEY_SHARE = 4
+    """A HELLO carrying the sender's link key share (signed: a handshake)."""
+    MAC = 8
+    """A HELLO authenticated with the link's symmetric key instead of signatures."""
 
 
 @dataclass(frozen=True)
@@ -77,6 +92,10 @@ class Hello:
     """Time between receiving ``echo_seq`` and sending this hello."""
     rx_ratio: float
     """Delivery ratio of ``dest``'s hellos as measured by ``origin``, 0..1."""
+    key_share: bytes = b""
+    """Handshakes only: ``origin``'s X25519 public share for its link keys."""
+    knows: bytes = b""
+    """Handshakes only: id of the share of ``dest`` that ``origin`` holds (zeros: none)."""
 
 
 @dataclass(frozen=True)
@@ -125,6 +144,10 @@ def encode(message: Message, flags: Flags = Flags.NONE) -> bytes:
         delay_us = min(int(message.echo_delay_s * 1e6), 0xFFFFFFFF)
         ratio = round(min(1.0, max(0.0, message.rx_ratio)) * 0xFFFF)
         parts.append(_HELLO.pack(message.echo_seq, delay_us, ratio))
+        if flags & Flags.KEY_SHARE:
+            if len(message.key_share) != SHARE_BYTES or len(message.knows) != KEY_ID_BYTES:
+                raise _malformed("a key share needs 32 bytes and a key id 8")
+            parts.append(message.key_share + message.knows)
     else:
         if len(message.links) > MAX_LSA_LINKS:
             raise SecurityError(
@@ -193,15 +216,28 @@ def parse(data: bytes) -> Parsed:
             fix="run the same x0tta6bl4 version on every node",
             reason="malformed",
         )
-    if raw_flags & ~int(Flags.SIG_ED25519 | Flags.SIG_MLDSA):
+    if raw_flags & ~int(Flags.SIG_ED25519 | Flags.SIG_MLDSA | Flags.KEY_SHARE | Flags.MAC):
         raise _malformed(f"unknown flags {raw_flags:#x}")
     flags = Flags(raw_flags)
+    if flags & _HELLO_ONLY and kind != MsgType.HELLO:
+        raise _malformed("key shares and MACs belong to hellos")
+    if flags & Flags.MAC and flags & ~Flags.MAC:
+        raise _malformed("a MAC'd hello carries no signatures or key share")
     origin, pos = _name_at(data, _HEADER.size)
     message: Message
     if kind == MsgType.HELLO:
         dest, pos = _name_at(data, pos)
         (echo_seq, delay_us, ratio), pos = _unpack_at(_HELLO, data, pos)
-        message = Hello(origin, seq, ts, dest, echo_seq, delay_us / 1e6, ratio / 0xFFFF)
+        share = knows = b""
+        if flags & Flags.KEY_SHARE:
+            end = pos + SHARE_BYTES + KEY_ID_BYTES
+            if end > len(data):
+                raise _malformed("truncated")
+            share, knows = data[pos : pos + SHARE_BYTES], data[pos + SHARE_BYTES : end]
+            pos = end
+        message = Hello(
+            origin, seq, ts, dest, echo_seq, delay_us / 1e6, ratio / 0xFFFF, share, knows
+        )
     elif kind == MsgType.LSA:
         (count,), pos = _unpack_at(_COUNT, data, pos)
         if count > MAX_LSA_LINKS:
@@ -214,8 +250,10 @@ def parse(data: bytes) -> Parsed:
         message = Lsa(origin, seq, ts, tuple(links))
     else:
         raise _malformed(f"unknown message type {kind}")
-    expected = (ED25519_SIG_BYTES if flags & Flags.SIG_ED25519 else 0) + (
-        MLDSA44_SIG_BYTES if flags & Flags.SIG_MLDSA else 0
+    expected = (
+        (ED25519_SIG_BYTES if flags & Flags.SIG_ED25519 else 0)
+        + (MLDSA44_SIG_BYTES if flags & Flags.SIG_MLDSA else 0)
+        + (MAC_BYTES if flags & Flags.MAC else 0)
     )
     if len(data) - pos != expected:
         raise _malformed(f"{len(data) - pos} trailing bytes where the flags announce {expected}")
