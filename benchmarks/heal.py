@@ -53,6 +53,9 @@ SETTLE_S = {"ours": 1.0, "babeld": 4.0, "babeld_fast": 1.5, "bird_bfd": 1.0}
 # after its adjacencies are Full again it gets this long before the next failure.
 BIRD_QUIET_S = 6.0
 STEADY_S = 0.3
+ECHO_PRIORITY = 30
+"""SCHED_RR of the echo stream's threads (above the MeshNodes' 10): the probe must keep
+its cadence on a busy host."""
 
 
 def far_pair(topology: Topology) -> tuple[str, str]:
@@ -154,7 +157,11 @@ def measure_faults(
     plan = backend._require_plan()
     outages: dict[str, list[float]] = {kind: [] for kind in KINDS}
     stream = EchoStream(
-        plan.namespaces[src], plan.loopbacks[src], plan.namespaces[dst], plan.loopbacks[dst]
+        plan.namespaces[src],
+        plan.loopbacks[src],
+        plan.namespaces[dst],
+        plan.loopbacks[dst],
+        realtime_priority=ECHO_PRIORITY,
     ).start()
     try:
         stream.wait_replies(30, timeout_s=30)
@@ -320,14 +327,21 @@ def main() -> None:
 
     metrics: dict[str, float] = {
         "heal.silent.p50_ms": pct(ours["outages"]["silent"], 50),
+        "heal.silent.p95_ms": pct(ours["outages"]["silent"], 95),
         "heal.silent.p99_ms": pct(ours["outages"]["silent"], 99),
         "heal.carrier.p50_ms": pct(ours["outages"]["carrier"], 50),
+        "heal.carrier.p95_ms": pct(ours["outages"]["carrier"], 95),
         "heal.carrier.p99_ms": pct(ours["outages"]["carrier"], 99),
         "peer.babeld.silent.p50_ms": pct(peers["babeld"]["outages"]["silent"], 50),
+        "peer.babeld.silent.p95_ms": pct(peers["babeld"]["outages"]["silent"], 95),
         "peer.babeld_fast.silent.p50_ms": pct(peers["babeld_fast"]["outages"]["silent"], 50),
+        "peer.babeld_fast.silent.p95_ms": pct(peers["babeld_fast"]["outages"]["silent"], 95),
         "peer.bird_bfd.silent.p50_ms": pct(peers["bird_bfd"]["outages"]["silent"], 50),
+        "peer.bird_bfd.silent.p95_ms": pct(peers["bird_bfd"]["outages"]["silent"], 95),
         "peer.babeld.carrier.p50_ms": pct(peers["babeld"]["outages"]["carrier"], 50),
+        "peer.babeld.carrier.p95_ms": pct(peers["babeld"]["outages"]["carrier"], 95),
         "peer.bird_bfd.carrier.p50_ms": pct(peers["bird_bfd"]["outages"]["carrier"], 50),
+        "peer.bird_bfd.carrier.p95_ms": pct(peers["bird_bfd"]["outages"]["carrier"], 95),
         "converge.cold_ms": ours["cold_ms"],
         "probe.cpu_percent_per_node": ours["cpu"],
         "probe.cpu_percent_idle_actor": ours["idle_cpu"],
@@ -335,6 +349,7 @@ def main() -> None:
         "nodes": nodes,
         "repeats": repeats,
         "peer.babeld_fast.carrier.p50_ms": pct(peers["babeld_fast"]["outages"]["carrier"], 50),
+        "peer.babeld_fast.carrier.p95_ms": pct(peers["babeld_fast"]["outages"]["carrier"], 95),
         "peer.babeld.cold_ms": peers["babeld"]["cold_ms"],
         "peer.babeld_fast.cold_ms": peers["babeld_fast"]["cold_ms"],
         "peer.bird_bfd.cold_ms": peers["bird_bfd"]["cold_ms"],

@@ -134,6 +134,8 @@ def test_honest_nodes_converge_around_the_attacker(attacked: dict[str, Any]) -> 
 
     wait_for(all_honest_pairs, 20, 0.2, "honest pairs reachable")
     assert attacked["attacker"].poll() is None, attacked["log"].read_text()
+    # Real-time scheduling stays with the services' own threads, never the test's.
+    assert os.sched_getscheduler(0) == os.SCHED_OTHER
 
 
 def test_routes_never_follow_the_fake_links(attacked: dict[str, Any]) -> None:

@@ -108,7 +108,7 @@ class MeshNode:
         loggers.configure_logging("json", settings.log.level)
         self.spec = spec
         self.settings = settings
-        self.service = NodeService(spec, settings.mesh, settings.data_dir)
+        self.service = NodeService(spec, settings.mesh, settings.data_dir, whole_process=True)
         self.metrics = _Metrics(spec.name)
         self.log = log.bind(node=spec.name)
         self.delivery = BatchDelivery(consumer, ray_namespace, self.log)

@@ -66,10 +66,11 @@ class EchoStream:
     The sender's socket lives in the source namespace, bound to the source
     node's loopback; the responder's in the destination namespace on its
     loopback, so both directions follow the mesh's routes.  Sender, receiver
-    and responder are threads of this process at real-time priority (as
-    root), which keeps the cadence at 10 ms on a busy host where ``ping -i``
-    drifts.  Each reply is stamped with its arrival time; a fault's outage is
-    the longest gap between replies around it (:meth:`gap`).
+    and responder are threads of this process; with ``realtime_priority`` (a
+    benchmark, as root) they run SCHED_RR, which keeps the cadence at 10 ms on a
+    busy host where ``ping -i`` drifts.  Only these threads: never the caller's.
+    Each reply is stamped with its arrival time; a fault's outage is the longest
+    gap between replies around it (:meth:`gap`).
     """
 
     def __init__(
@@ -80,11 +81,13 @@ class EchoStream:
         dst_address: str,
         interval_s: float = 0.01,
         port: int = ECHO_PORT,
+        realtime_priority: int = 0,
     ) -> None:
         self.src_netns, self.src_address = src_netns, src_address
         self.dst_netns, self.dst_address = dst_netns, dst_address
         self.interval_s = interval_s
         self.port = port
+        self.realtime_priority = realtime_priority
         self._replies: list[tuple[float, int]] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -108,7 +111,7 @@ class EchoStream:
         return self
 
     def _echo(self, sock: socket.socket) -> None:
-        set_realtime(30)
+        set_realtime(self.realtime_priority)
         while not self._stop.is_set():
             try:
                 data, addr = sock.recvfrom(64)
@@ -119,7 +122,7 @@ class EchoStream:
                 continue
 
     def _receive(self, sock: socket.socket) -> None:
-        set_realtime(30)
+        set_realtime(self.realtime_priority)
         while not self._stop.is_set():
             try:
                 data = sock.recv(64)
@@ -132,7 +135,7 @@ class EchoStream:
                     self._replies.append((arrived, seq))
 
     def _send(self, sock: socket.socket) -> None:
-        set_realtime(30)
+        set_realtime(self.realtime_priority)
         target = (self.dst_address, self.port)
         due = time.monotonic()
         seq = 0

@@ -100,10 +100,16 @@ class NodeService:
         spec: the node.
         mesh: the ``mesh`` settings section.
         data_dir: where the mesh keys are (``<data_dir>/mesh/keys``).
+        whole_process: with ``mesh.realtime_priority``, switch every thread of the
+            process to SCHED_RR, not only the loop's (a MeshNode actor, whose process
+            is the node's own; never a test's or a CLI's).
     """
 
-    def __init__(self, spec: NodeSpec, mesh: MeshSettings, data_dir: Path) -> None:
+    def __init__(
+        self, spec: NodeSpec, mesh: MeshSettings, data_dir: Path, *, whole_process: bool = False
+    ) -> None:
         self.spec = spec
+        self.whole_process = whole_process
         self.mesh = mesh
         self.data_dir = Path(data_dir)
         self.log = loggers.mesh.bind(node=spec.name)
@@ -121,11 +127,13 @@ class NodeService:
         """Open sockets and netlink, adopt the kernel's routes, start the loops.
 
         Call it on the thread that runs the event loop: with
-        ``mesh.realtime_priority`` that thread is switched to SCHED_RR.
+        ``mesh.realtime_priority`` that thread is switched to SCHED_RR (and, with
+        ``whole_process``, every thread of the process).
         """
         spec, mesh = self.spec, self.mesh
         self.realtime = set_realtime(mesh.realtime_priority)
-        set_realtime_process(mesh.realtime_priority)
+        if self.whole_process:
+            set_realtime_process(mesh.realtime_priority)
         if mesh.realtime_priority and not self.realtime:
             self.log.warning("no_realtime_priority", fix="run as root or grant CAP_SYS_NICE")
         self._worker = await asyncio.to_thread(NetnsWorker, spec.netns, mesh.realtime_priority)
@@ -208,7 +216,7 @@ class NodeService:
     async def _resync_loop(self) -> None:
         while True:
             await asyncio.sleep(self.mesh.resync_interval_s)
-            if self.realtime:
+            if self.realtime and self.whole_process:
                 set_realtime_process(self.mesh.realtime_priority)  # threads started since
             if self.sink is None:
                 continue
