@@ -28,6 +28,7 @@ from pathlib import Path
 from x0tta6bl4.config import MeshSettings
 from x0tta6bl4.mesh.netns import NetnsBackend
 from x0tta6bl4.mesh.node import MeshNodeLogic
+from x0tta6bl4.mesh.nsutil import set_realtime_process
 from x0tta6bl4.mesh.ports import Route
 from x0tta6bl4.mesh.security import SecureCodec
 from x0tta6bl4.mesh.service import MonotonicClock
@@ -77,6 +78,9 @@ async def main(data_dir: Path, run_id: str, name: str) -> None:
     ends = plan.ends(name)
     honest = [n for n in plan.namespaces if n != name]
     mesh = MeshSettings()
+    # Its own process, scheduled like a MeshNode actor's: a loaded host must not make its
+    # real links flap (a node with no confirmed link is not flagged, it is merely absent).
+    set_realtime_process(mesh.realtime_priority)
     codec = SecureCodec.from_settings(name, mesh, data_dir)
     own_hellos: list[bytes] = []
     captured: list[bytes] = []

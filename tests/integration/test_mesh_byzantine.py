@@ -171,11 +171,18 @@ def test_forged_replayed_and_stale_datagrams_are_counted(attacked: dict[str, Any
                 f"{node} counts {reason} datagrams: {json.dumps(counters_of(attacked, node))}",
             )
     service = attacked["services"]["n0"]
+
+    def view() -> str:
+        logic = service.logic
+        m = logic.lsdb.get("m")
+        links = {n: mon.state.value for n, mon in logic.monitors.items()}
+        return f"links {links}, m's LSA {m.links if m else None}, counters {logic.counters}"
+
     wait_for(
         lambda: "m" in attacked["host"].call(lambda: service.snapshot().flagged),
         10,
         0.1,
-        "n0 flags the attacker for its unconfirmed links",
+        f"n0 flags the attacker for its unconfirmed links ({attacked['host'].call(view)})",
     )
     # Nodes the attacker never touched saw none of its traffic directly, and are not fooled.
     assert counters_of(attacked, "n3")["rejected_forged"] == 0
