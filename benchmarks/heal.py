@@ -297,6 +297,30 @@ def run_peer(
         backend.down()
 
 
+def hello_cpu_us(n: int = 2000) -> dict[str, float]:
+    """CPU microseconds to seal and open one hello: signed (a handshake, as every hello
+    was before link keys) and MAC'd on a keyed link, in this process."""
+    from x0tta6bl4.mesh.security import Keyring, NodeKey, SecureCodec
+    from x0tta6bl4.mesh.wire import Hello
+
+    ka, kb = NodeKey.generate("a"), NodeKey.generate("b")
+    ring = Keyring({"a": ka.public(), "b": kb.public()})
+    a, b = SecureCodec(ka, ring), SecureCodec(kb, ring)
+
+    def cost() -> float:
+        started = time.thread_time()
+        for i in range(n):
+            b.open(a.seal(Hello("a", 2**50 + i, time.time(), "b", 5, 0.001, 1.0)))
+        return (time.thread_time() - started) / n * 1e6
+
+    signed = cost()
+    for seq in (1, 2):  # two handshakes each way key the link
+        for tx, rx, src, dst in ((a, b, "a", "b"), (b, a, "b", "a")):
+            message = rx.open(tx.seal(Hello(src, seq, time.time(), dst, 0, 0.0, 1.0)))
+            rx.accept_hello(message)  # type: ignore[arg-type]
+    return {"signed": signed, "mac": cost()}
+
+
 def pct(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) if values else float("nan")
 
@@ -325,6 +349,7 @@ def main() -> None:
 
     from x0tta6bl4.mesh.sim import measure_spf
 
+    hello = hello_cpu_us()
     metrics: dict[str, float] = {
         "heal.silent.p50_ms": pct(ours["outages"]["silent"], 50),
         "heal.silent.p95_ms": pct(ours["outages"]["silent"], 95),
@@ -346,6 +371,9 @@ def main() -> None:
         "probe.cpu_percent_per_node": ours["cpu"],
         "probe.cpu_percent_idle_actor": ours["idle_cpu"],
         "sim.spf_1000_ms": measure_spf(1000),
+        "probe.hello_signed_cpu_us": hello["signed"],
+        "probe.hello_mac_cpu_us": hello["mac"],
+        "ratio.hello.signed_over_mac": hello["signed"] / hello["mac"],
         "nodes": nodes,
         "repeats": repeats,
         "peer.babeld_fast.carrier.p50_ms": pct(peers["babeld_fast"]["outages"]["carrier"], 50),
