@@ -13,13 +13,13 @@ import errno
 import os
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
@@ -45,6 +45,7 @@ __all__ = [
     "clsact_del",
     "clsact_present",
     "find_link",
+    "link_names",
     "link_stats",
     "links",
     "rtnl",
@@ -54,6 +55,8 @@ __all__ = [
     "xdp_attach",
     "xdp_detach",
 ]
+
+T = TypeVar("T")
 
 NETNS_DIR = Path("/run/netns")
 _CLONE_NEWNET = 0x40000000
@@ -141,14 +144,14 @@ def _translate(exc: NetlinkError | OSError, what: str, netns: str | None) -> Exc
     return EbpfError(f"{what}{_where(netns)} failed: {detail} (errno {code})", netns=netns)
 
 
-def _socket_in(netns: str) -> int:
-    """A netlink socket fd created inside ``netns`` by a short-lived thread.
+def _in_netns(netns: str, fn: Callable[[], T]) -> T:
+    """``fn()`` run by a short-lived thread that entered ``netns`` first.
 
     ``setns`` moves only the calling thread, and a socket stays in the namespace
     it was created in.  (pyroute2's own ``netns=`` forks a helper process, which
     can deadlock in a multi-threaded process such as a Ray worker.)
     """
-    result: list[int] = []
+    result: list[T] = []
     failure: list[BaseException] = []
 
     def body() -> None:
@@ -160,8 +163,7 @@ def _socket_in(netns: str) -> int:
                     raise OSError(err, f"setns into {netns}: {os.strerror(err)}")
             finally:
                 os.close(fd)
-            sock = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, _NETLINK_ROUTE)
-            result.append(sock.detach())
+            result.append(fn())
         except BaseException as exc:  # noqa: BLE001 - handed to the calling thread
             failure.append(exc)
 
@@ -171,6 +173,31 @@ def _socket_in(netns: str) -> int:
     if failure:
         raise failure[0]
     return result[0]
+
+
+def _socket_in(netns: str) -> int:
+    """A netlink socket fd created inside ``netns``."""
+    return _in_netns(
+        netns, lambda: socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, _NETLINK_ROUTE).detach()
+    )
+
+
+def link_names(netns: str) -> list[str]:
+    """Names of the interfaces in ``netns``: one ``if_nameindex`` call, no netlink decoding.
+
+    Rescans list every namespace every few seconds; pyroute2's link dump costs
+    milliseconds per namespace, this a few microseconds.
+    """
+    if not (NETNS_DIR / netns).exists():
+        raise InterfaceNotFoundError(f"network namespace {netns} does not exist", netns=netns)
+    try:
+        return [name for _index, name in _in_netns(netns, socket.if_nameindex)]
+    except FileNotFoundError as exc:
+        raise InterfaceNotFoundError(
+            f"network namespace {netns} does not exist", netns=netns
+        ) from exc
+    except OSError as exc:
+        raise _translate(exc, "listing interfaces", netns) from exc
 
 
 @cache

@@ -145,12 +145,7 @@ class EbpfAgentLogic:
         wanted = {Target(name) for name in self.config.interfaces} | self.extra_targets
         for netns in self._namespaces():
             try:
-                with nl.rtnl(netns) as ipr:
-                    wanted.update(
-                        Target(link.name, netns)
-                        for link in nl.links(ipr, netns)
-                        if link.name != "lo"
-                    )
+                wanted.update(Target(name, netns) for name in nl.link_names(netns) if name != "lo")
             except InterfaceNotFoundError:
                 continue  # the namespace went away between listing and opening it
         return sorted(wanted, key=lambda t: (t.netns or "", t.interface))
