@@ -116,6 +116,13 @@ class Mesh:
 
         return inject_fault(self.settings, parse_fault(kind, list(targets), value), run)
 
+    def set_link_cost(self, a: str, b: str, cost: float | None, *, run: str | None = None) -> None:
+        """Override the cost of link ``a-b`` at both ends of the running mesh: a number,
+        ``math.inf`` to drain it (used only where nothing else reaches), None to clear."""
+        from x0tta6bl4.actors.mesh_app import set_link_cost
+
+        set_link_cost(self.settings, a, b, cost, run, namespace=self.info.namespace)
+
     def heal(self, fault_id: str | None = None, *, run: str | None = None) -> list[str]:
         """Undo one fault by id, or every active fault; returns the ids healed."""
         from x0tta6bl4.actors.mesh_app import heal_faults

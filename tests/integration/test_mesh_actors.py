@@ -20,9 +20,10 @@ import pytest
 import ray
 
 from tests.helpers import wait_for
-from x0tta6bl4.actors.mesh_app import MeshComponent
+from x0tta6bl4.actors.mesh_app import MeshComponent, set_link_cost
 from x0tta6bl4.actors.runtime import RayInfo
 from x0tta6bl4.config import Settings
+from x0tta6bl4.errors import MeshError, TopologyError
 from x0tta6bl4.mesh.addressing import AddressPlan
 from x0tta6bl4.mesh.echo import EchoStream, reachability
 from x0tta6bl4.mesh.faults import parse_fault
@@ -129,11 +130,18 @@ def test_a_drained_link_carries_nothing_until_cleared(mesh: Any) -> None:
     wait_for(lambda: all_pairs(mesh), 20, 0.2, "every pair reachable")
     hop = next_hop(mesh, SRC, DST)
     actor = mesh.actors[SRC]
+    namespace = ray.get_runtime_context().namespace
+    with pytest.raises(TopologyError, match="no link"):
+        set_link_cost(mesh.settings, SRC, DST, 2.0, mesh.run_id, namespace=namespace)
+    with pytest.raises(MeshError, match="positive"):
+        set_link_cost(mesh.settings, SRC, hop, 0.0, mesh.run_id, namespace=namespace)
     echo = stream(mesh)
     try:
-        ray.get(actor.set_link_cost.remote(hop, math.inf))
+        # Both ends, through the helper the SDK and the CLI use.
+        set_link_cost(mesh.settings, SRC, hop, math.inf, mesh.run_id, namespace=namespace)
         ray.get(actor.set_link_cost.remote(hop, math.inf))  # idempotent
         assert ray.get(actor.status.remote())["cost_overrides"] == {hop: math.inf}
+        assert ray.get(mesh.actors[hop].status.remote())["cost_overrides"] == {SRC: math.inf}
 
         def drained() -> bool:
             return (
@@ -145,7 +153,7 @@ def test_a_drained_link_carries_nothing_until_cleared(mesh: Any) -> None:
         wait_for(drained, 10, 0.05, f"both ends route around {SRC}-{hop}")
         # Drained is not down: the link stays up at both ends.
         assert _all_links_up(mesh)
-        ray.get(actor.set_link_cost.remote(hop, None))
+        set_link_cost(mesh.settings, SRC, hop, None, mesh.run_id, namespace=namespace)
         wait_for(
             lambda: next_hop(mesh, SRC, hop) == hop and next_hop(mesh, hop, SRC) == SRC,
             10,
@@ -161,22 +169,7 @@ def test_a_drained_link_carries_nothing_until_cleared(mesh: Any) -> None:
     assert stats.sent > 50 and stats.lost <= 2, f"{stats.lost} lost during the drain"
 
 
-SOURCE_RESTART_BUG = (
-    "MeshNodeLogic._link_down repairs the route TO the silent neighbour itself with a "
-    "link-protecting LFA; when the neighbour's actor (not its link) died, every neighbour "
-    "does so at once and the alternates point at each other (n1<->n3 loop for n0), "
-    "instead of keeping the direct route the restarting node still serves (whether the "
-    "alternates loop depends on the measured ETX costs, so this fails only sometimes)"
-)
-
-
-@pytest.mark.parametrize(
-    "victim",
-    [
-        "transit",
-        pytest.param("source", marks=pytest.mark.xfail(strict=False, reason=SOURCE_RESTART_BUG)),
-    ],
-)
+@pytest.mark.parametrize("victim", ["transit", "source"])
 def test_actor_restart_loses_no_packets(mesh: Any, victim: str) -> None:
     wait_for(lambda: all_pairs(mesh), 30, 0.2, "every pair reachable")
     node = next_hop(mesh, SRC, DST) if victim == "transit" else SRC

@@ -26,13 +26,13 @@ from x0tta6bl4 import loggers
 from x0tta6bl4.actors.mesh_node import spawn_node, wait_ready
 from x0tta6bl4.actors.runtime import RayInfo
 from x0tta6bl4.config import Settings
-from x0tta6bl4.errors import MeshError
+from x0tta6bl4.errors import ClusterError, MeshError, TopologyError
 from x0tta6bl4.mesh.ports import Fault, FaultKind
 from x0tta6bl4.mesh.security import keys_dir, provision
 from x0tta6bl4.mesh.service import NodeSpec, node_specs
 from x0tta6bl4.mesh.topology import Topology, generate
 
-__all__ = ["MeshComponent", "heal_faults", "inject_fault", "resolve_backend"]
+__all__ = ["MeshComponent", "heal_faults", "inject_fault", "resolve_backend", "set_link_cost"]
 
 log = loggers.mesh
 
@@ -260,3 +260,50 @@ def heal_faults(
     finally:
         backend.close()
     return healed
+
+
+def set_link_cost(
+    settings: Settings,
+    a: str,
+    b: str,
+    cost: float | None,
+    run_id: str | None = None,
+    namespace: str | None = None,
+) -> None:
+    """Override the cost of link ``a-b`` at both ends of a running netns mesh
+    (``MeshNode.set_link_cost``: None clears, ``math.inf`` drains); needs this process
+    connected to the Ray cluster that runs the mesh's actors."""
+    from x0tta6bl4.actors.mesh_node import actor_name
+    from x0tta6bl4.mesh.netns import NetnsBackend
+
+    if not ray.is_initialized():
+        raise ClusterError(
+            "setting a link cost needs the Ray cluster that runs the mesh",
+            fix="pass --address (or connect() to it) first",
+        )
+    backend = NetnsBackend.attach(settings.data_dir, run_id)
+    try:
+        backend._require_plan().ends(a)[b]
+    except KeyError as exc:
+        raise TopologyError(
+            f"run {backend.run_id} has no link {a}-{b}", fix="name both ends of a link"
+        ) from exc
+    finally:
+        backend.close()
+    handles = {}
+    for node in (a, b):
+        try:
+            handles[node] = ray.get_actor(
+                actor_name(backend.run_id, node), namespace=namespace or settings.ray.namespace
+            )
+        except ValueError as exc:
+            raise ClusterError(
+                f"no MeshNode actor for {node} of run {backend.run_id} in this Ray cluster",
+                fix="connect to the cluster that runs `x0tta6bl4 mesh up`",
+            ) from exc
+    if cost is not None and not cost > 0:
+        raise MeshError(
+            f"link cost {cost!r} must be a positive number",
+            fix="pass a cost > 0, math.inf to drain the link, or None to clear",
+        )
+    ray.get([handles[a].set_link_cost.remote(b, cost), handles[b].set_link_cost.remote(a, cost)])

@@ -137,6 +137,34 @@ def heal(
     console.print(f"healed {', '.join(healed) or 'nothing (no active faults)'}")
 
 
+@app.command()
+def cost(
+    ctx: typer.Context,
+    a: Annotated[str, typer.Argument(help="One end of the link, e.g. n1.")],
+    b: Annotated[str, typer.Argument(help="The other end.")],
+    value: Annotated[str, typer.Argument(help="A cost > 0, `drain`, or `clear`.")],
+    address: Annotated[str, typer.Option(help="The Ray cluster running the mesh.")] = "auto",
+    run: RunOpt = None,
+) -> None:
+    """Override the cost of link a-b at both ends (operator drain or preference)."""
+    import math
+
+    from x0tta6bl4.actors.mesh_app import set_link_cost
+    from x0tta6bl4.actors.runtime import ensure_ray
+
+    words: dict[str, float | None] = {"drain": math.inf, "clear": None}
+    try:
+        parsed = words[value.lower()] if value.lower() in words else float(value)
+    except ValueError as exc:
+        raise MeshError(
+            f"link cost {value!r} is not a number", fix="pass e.g. 5, drain or clear"
+        ) from exc
+    settings = settings_of(ctx)
+    ensure_ray(settings.ray, address)
+    set_link_cost(settings, a, b, parsed, run)
+    console.print(f"{a}-{b}: {'measured cost' if parsed is None else value}")
+
+
 def _inject(
     ctx: typer.Context, kind: str, targets: list[str], value: str | None, run: str | None
 ) -> None:
