@@ -18,11 +18,16 @@ allowed tags ("can't parse entities") and length limits.
 
 One instance lives in one event loop; tests that need it elsewhere run it in
 a thread (:class:`ThreadedFakeTelegram`).
+
+Timing for benchmarks: :attr:`FakeTelegram.offered_at` holds when each update
+was first handed to the bot by ``getUpdates``, and what the bot sends is
+stamped with the moment its request arrived (before the body is parsed).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import itertools
 import json
 import threading
@@ -40,6 +45,8 @@ __all__ = ["BOT_TOKEN", "Call", "FakeTelegram", "FakeUser", "SentMessage", "Thre
 T = TypeVar("T")
 BOT_TOKEN = "123456789:AAFakeTokenForTestsOnly_abcdefghijkl"
 _ALLOWED_TAGS = {"b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "code", "pre", "a"}
+_ARRIVED: contextvars.ContextVar[float] = contextvars.ContextVar("arrived")
+"""Monotonic arrival time of the request being handled (one aiohttp task per request)."""
 _SENDS = {"sendMessage", "sendPhoto", "editMessageText", "editMessageCaption",
           "editMessageReplyMarkup", "answerCallbackQuery"}  # fmt: skip
 
@@ -71,7 +78,7 @@ class SentMessage:
     reply_markup: dict[str, Any] | None = None
     edits: int = 0
     deleted: bool = False
-    sent_at: float = field(default_factory=time.monotonic)
+    sent_at: float = field(default_factory=lambda: _ARRIVED.get(time.monotonic()))
     edited_at: float | None = None
     """Monotonic time of the last edit (None: never edited)."""
 
@@ -116,6 +123,10 @@ class FakeTelegram:
         self.calls: list[Call] = []
         self.messages: dict[int, list[SentMessage]] = {}
         self.callback_answers: dict[str, dict[str, Any]] = {}
+        self.offered_at: dict[int, float] = {}
+        """Update id -> monotonic time ``getUpdates`` first returned it to the bot."""
+        self.query_updates: dict[str, int] = {}
+        """Callback query id -> the update that carried it."""
         self.webhook: dict[str, Any] = {}
         self._updates: list[dict[str, Any]] = []
         self._update_ids = itertools.count(1000)
@@ -176,7 +187,7 @@ class FakeTelegram:
         """The user presses an inline button with ``data``; returns the callback id."""
         query_id = str(next(self._callback_ids))
         self._queries[query_id] = user.id
-        await self._push(
+        self.query_updates[query_id] = await self._push(
             {
                 "callback_query": {
                     "id": query_id,
@@ -268,11 +279,12 @@ class FakeTelegram:
     # HTTP ------------------------------------------------------------------
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
+        _ARRIVED.set(time.monotonic())
         if request.match_info["token"] != self.token:
             return _error(401, "Unauthorized")
         method = request.match_info["method"]
         params = await _params(request)
-        self.calls.append(Call(method, params, time.monotonic()))
+        self.calls.append(Call(method, params, _ARRIVED.get()))
         fault = self._take_fault(method)
         if fault is not None:
             if fault.code is None:
@@ -338,7 +350,11 @@ class FakeTelegram:
             waiter.cancel()
             if poller in done:
                 raise _ApiError(409, "Conflict: terminated by other getUpdates request")
-        return self._updates[:limit]
+        batch = self._updates[:limit]
+        now = time.monotonic()
+        for update in batch:
+            self.offered_at.setdefault(update["update_id"], now)
+        return batch
 
     async def _api_setWebhook(self, p: dict[str, Any]) -> bool:
         url = p.get("url") or ""
@@ -403,7 +419,7 @@ class FakeTelegram:
         self.callback_answers[query_id] = {
             "text": p.get("text"),
             "show_alert": str(p.get("show_alert", "")).lower() == "true",
-            "at": time.monotonic(),
+            "at": _ARRIVED.get(),
         }
         return True
 
@@ -471,7 +487,7 @@ class FakeTelegram:
                 "reply markup are exactly the same as a current content and reply markup",
             )
         message.edits += 1
-        message.edited_at = time.monotonic()
+        message.edited_at = _ARRIVED.get(time.monotonic())
         return self._message_json(message)
 
     def _bot_user(self) -> dict[str, Any]:

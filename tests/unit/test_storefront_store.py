@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
 from pathlib import Path
 
 import pytest
 from aiogram.fsm.storage.base import StorageKey
 
+from tests.helpers import async_wait_for
 from x0tta6bl4.errors import ConfigError
 from x0tta6bl4.storefront.handlers import Buy
 from x0tta6bl4.storefront.store import BotStore, InvoiceRecord, SqliteStorage
@@ -58,7 +60,7 @@ async def test_fsm_state_and_data_survive_a_reopen(tmp_path: Path) -> None:
 async def test_exactly_one_of_many_concurrent_claims_wins(tmp_path: Path) -> None:
     store = BotStore(tmp_path / "bot.sqlite3")
     await store.open()
-    await store.add_invoice(_invoice())
+    store.add_invoice(_invoice())
     wins = await asyncio.gather(*(store.claim_delivery("x0abcdefgh") for _ in range(20)))
     assert wins.count(True) == 1
     await store.release_delivery("x0abcdefgh")  # the send failed: someone may try again
@@ -74,9 +76,9 @@ async def test_exactly_one_of_many_concurrent_claims_wins(tmp_path: Path) -> Non
 async def test_open_invoices_and_closing_once(tmp_path: Path) -> None:
     store = BotStore(tmp_path / "bot.sqlite3")
     await store.open()
-    await store.add_invoice(_invoice("x0aaaaaaaa"))
-    await store.add_invoice(_invoice("x0bbbbbbbb", user_id=43))
-    await store.set_messages("x0aaaaaaaa", 10, 9)
+    store.add_invoice(_invoice("x0aaaaaaaa"))
+    store.add_invoice(_invoice("x0bbbbbbbb", user_id=43))
+    store.set_messages("x0aaaaaaaa", 10, 9)
     assert {r.order_id for r in await store.open_invoices()} == {"x0aaaaaaaa", "x0bbbbbbbb"}
     assert await store.close_invoice("x0aaaaaaaa", "paid")
     assert not await store.close_invoice("x0aaaaaaaa", "expired")
@@ -96,9 +98,9 @@ async def test_seen_updates_users_and_meta(tmp_path: Path) -> None:
     store = BotStore(tmp_path / "bot.sqlite3")
     await store.open()
     assert not await store.seen(5)
-    await store.mark_seen(5, 42, "ru")
-    await store.mark_seen(5, 42, "ru")
-    await store.mark_seen(6, None, "en")
+    store.mark_seen(5, 42, "ru")
+    store.mark_seen(5, 42, "ru")
+    store.mark_seen(6, None, "en")
     await store.close()  # writes the batched marks
 
     store = BotStore(tmp_path / "bot.sqlite3")
@@ -122,4 +124,32 @@ async def test_unwritable_location_is_a_config_error(tmp_path: Path) -> None:
     store = BotStore(blocker / "bot.sqlite3")
     with pytest.raises(ConfigError, match="cannot be opened"):
         await store.open()
+    await store.close()
+
+
+async def test_writes_behind_are_read_back_at_once_and_reach_disk_together(
+    tmp_path: Path,
+) -> None:
+    store = BotStore(tmp_path / "bot.sqlite3")
+    await store.open()
+    fsm = SqliteStorage(store, cache_size=0)  # every read goes to the store
+    store.add_invoice(_invoice())
+    await fsm.set_state(KEY, Buy.paying)
+    store.mark_seen(9, 42, "en")
+    # Another process sees nothing yet: a crash now would re-handle update 9 from scratch.
+    disk = sqlite3.connect(tmp_path / "bot.sqlite3")
+    assert disk.execute("SELECT count(*) FROM seen_updates").fetchone() == (0,)
+    # This process reads its own writes: the read job applies them first.
+    assert await fsm.get_state(KEY) == Buy.paying.state
+    assert (await store.invoice("x0abcdefgh")) is not None
+    counts = "SELECT (SELECT count(*) FROM invoices), (SELECT count(*) FROM seen_updates)"
+    assert disk.execute(counts).fetchone() == (1, 1)
+    store.mark_seen(10, 42, "en")
+
+    # Written behind within WRITE_BATCH_S, without anyone reading.
+    async def written() -> bool:
+        return bool(disk.execute(counts).fetchone() == (1, 2))
+
+    await async_wait_for(written, timeout_s=5)
+    disk.close()
     await store.close()

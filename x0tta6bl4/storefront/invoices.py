@@ -65,7 +65,7 @@ class Invoices:
             expires_at=order.expires_at.timestamp(),
             created_at=order.created_at.timestamp(),
         )
-        await self.shop.store.add_invoice(record)
+        self.shop.store.add_invoice(record)
         return await self.show(record, order, in_place_of)
 
     async def show(
@@ -92,7 +92,7 @@ class Invoices:
         await shop.delete(record.chat_id, record.qr_message_id)
         if record.message_id is not None and record.message_id != text_id:
             await shop.drop_markup(record.chat_id, record.message_id)
-        await shop.store.set_messages(record.order_id, text_id, photo.message_id)
+        shop.store.set_messages(record.order_id, text_id, photo.message_id)
         shop.count("invoices_shown")
         return replace(record, message_id=text_id, qr_message_id=photo.message_id)
 

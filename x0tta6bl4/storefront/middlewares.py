@@ -54,16 +54,16 @@ class GateMiddleware(BaseMiddleware):
             shop.count("rate_limited")
             log.info("rate_limited", user=user.id)
             await self._slow_down(event, user, lang)
-            await shop.store.mark_seen(event.update_id, user_id, lang)
+            shop.store.mark_seen(event.update_id, user_id, lang)
             return None
         try:
             result = await handler(event, data)
         except asyncio.CancelledError:
             raise  # shutting down: left unmarked, so it is handled after the restart
         except Exception:
-            await shop.store.mark_seen(event.update_id, user_id, lang)
+            shop.store.mark_seen(event.update_id, user_id, lang)
             raise
-        await shop.store.mark_seen(event.update_id, user_id, lang)
+        shop.store.mark_seen(event.update_id, user_id, lang)
         return result
 
     async def _slow_down(self, update: Update, user: User, lang: str) -> None:

@@ -65,8 +65,8 @@ async def serve(
     storefront = Storefront(settings, payments)
     # Start-up leaves ~300k long-lived objects (aiogram's types, pydantic
     # schemas); frozen, a full collection skips them: a millisecond instead
-    # of up to a second of pause on the event loop under load.
-    gc.collect()
+    # of up to a second of pause on the event loop under load.  (No collection
+    # first: it would cost that second at start for a little memory.)
     gc.freeze()
     verifying = asyncio.create_task(service.run(stop)) if service is not None else None
     try:

@@ -6,6 +6,15 @@ which invoice, whether a credential went out, and which updates were handled.
 
 All SQLite work runs on one dedicated thread (one connection, WAL mode), so
 the event loop never blocks on disk and no two statements race.
+
+Writes whose outcome the caller does not need (FSM steps, invoice rows, the
+messages an invoice is shown in, handled updates) are *written behind*: they
+gather for ``WRITE_BATCH_S`` and go to disk in one transaction, so a buyer's
+step waits for no disk and no thread hand-off.  Every job the thread runs
+first applies the writes gathered before it, so a read always sees them, and
+because the thread works in order, an update's "handled" mark reaches disk
+only after everything its handler wrote: a crash loses at most the last
+``WRITE_BATCH_S`` of work, and the updates of that work are handled again.
 """
 
 from __future__ import annotations
@@ -24,6 +33,7 @@ from typing import Any, TypeVar
 from aiogram.fsm.state import State
 from aiogram.fsm.storage.base import BaseStorage, DefaultKeyBuilder, StateType, StorageKey
 
+from x0tta6bl4 import loggers
 from x0tta6bl4.errors import ConfigError
 
 __all__ = ["BotStore", "InvoiceRecord", "SqliteStorage"]
@@ -62,8 +72,10 @@ CREATE INDEX IF NOT EXISTS invoices_todo ON invoices (status, delivery)
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
-MARK_BATCH_S = 0.05
-"""How long handled-update marks gather before one transaction writes them."""
+log = loggers.bot
+
+WRITE_BATCH_S = 0.05
+"""How long written-behind statements gather before one transaction writes them."""
 SEEN_UPDATES_KEEP_S = 7 * 86400
 """How long handled update ids are remembered (Telegram re-sends for at most 24 h)."""
 
@@ -110,8 +122,10 @@ class BotStore:
         self._conn: sqlite3.Connection | None = None
         self.replay_horizon = -1
         """The highest update id handled before this start (-1: none)."""
-        self._marks: list[tuple[int, int | None, str, float]] = []
+        self._behind: list[tuple[str, tuple[Any, ...]]] = []
+        """Statements written behind, in order, not yet handed to the thread."""
         self._flushing: asyncio.Future[None] | None = None
+        self._closed = False
 
     async def open(self) -> None:
         await self._run(self._open)
@@ -133,17 +147,63 @@ class BotStore:
         self._conn = conn
 
     async def close(self) -> None:
+        self._closed = True
         if self._flushing is not None:
             await asyncio.gather(self._flushing, return_exceptions=True)
         if self._conn is not None:
-            await self._flush_marks(0)
             await self._run(self._conn.close)
             self._conn = None
         self._executor.shutdown(wait=True)
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn`` on the thread, after the statements written behind so far."""
+        if self._closed and self._conn is None:
+            raise ConfigError("bot state store is closed", fix="open a new BotStore")
+        behind, self._behind = self._behind, []
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, fn, *args)
+        if not behind:
+            return await loop.run_in_executor(self._executor, fn, *args)
+
+        def job() -> T:
+            self._write_behind(behind)
+            return fn(*args)
+
+        return await loop.run_in_executor(self._executor, job)
+
+    def _later(self, sql: str, params: tuple[Any, ...]) -> None:
+        """Write a statement behind (see the module docstring).
+
+        After :meth:`close` (a handler still running while the bot stops) the
+        statement is dropped, as a crash would drop it: the update it belongs
+        to is not marked handled either, so it is handled again after a start.
+        """
+        if self._closed:
+            log.warning("bot_state_closed", dropped=sql.split("(")[0].strip())
+            return
+        self._behind.append((sql, params))
+        if self._flushing is None or self._flushing.done():
+            self._flushing = asyncio.ensure_future(self._flush_later())
+
+    async def _flush_later(self) -> None:
+        await asyncio.sleep(WRITE_BATCH_S)
+        if self._behind:
+            try:
+                await self._run(_nothing)
+            except ConfigError:
+                log.exception("bot_state_write_failed")
+
+    def _write_behind(self, behind: list[tuple[str, tuple[Any, ...]]]) -> None:
+        db = self._db()
+        try:
+            with db:
+                db.execute("BEGIN IMMEDIATE")
+                for sql, params in behind:
+                    db.execute(sql, params)
+        except sqlite3.Error as exc:
+            raise ConfigError(
+                f"bot state file {self.path} rejected {len(behind)} writes: {exc}",
+                fix="check the disk has space and storefront.state_db is writable",
+            ) from exc
 
     def _db(self) -> sqlite3.Connection:
         if self._conn is None:
@@ -163,15 +223,17 @@ class BotStore:
         rows = await self._rows("SELECT state, data FROM fsm WHERE key = ?", (key,))
         return (rows[0][0], json.loads(rows[0][1])) if rows else (None, {})
 
-    async def fsm_set_state(self, key: str, state: str | None) -> None:
-        await self._exec(
+    def fsm_set_state(self, key: str, state: str | None) -> None:
+        """Written behind."""
+        self._later(
             "INSERT INTO fsm (key, state) VALUES (?, ?) "
             "ON CONFLICT (key) DO UPDATE SET state = excluded.state",
             (key, state),
         )
 
-    async def fsm_set_data(self, key: str, data: Mapping[str, Any]) -> None:
-        await self._exec(
+    def fsm_set_data(self, key: str, data: Mapping[str, Any]) -> None:
+        """Written behind."""
+        self._later(
             "INSERT INTO fsm (key, data) VALUES (?, ?) "
             "ON CONFLICT (key) DO UPDATE SET data = excluded.data",
             (key, json.dumps(dict(data))),
@@ -192,33 +254,19 @@ class BotStore:
         rows = await self._rows("SELECT 1 FROM seen_updates WHERE update_id = ?", (update_id,))
         return bool(rows)
 
-    async def mark_seen(self, update_id: int, user_id: int | None, lang: str) -> None:
+    def mark_seen(self, update_id: int, user_id: int | None, lang: str) -> None:
         """Record a handled update, and its sender's language for later pushes.
 
-        Marks are written in batches every ``MARK_BATCH_S`` (one transaction
-        for many updates); a crash in between re-handles at most those.
+        Written behind, after what the update's handler wrote; a crash before
+        the batch reaches disk re-handles the update.
         """
-        self._marks.append((update_id, user_id, lang, time.time()))
-        if self._flushing is None or self._flushing.done():
-            self._flushing = asyncio.ensure_future(self._flush_marks(MARK_BATCH_S))
-
-    async def _flush_marks(self, delay_s: float) -> None:
-        await asyncio.sleep(delay_s)
-        marks, self._marks = self._marks, []
-        if marks:
-            await self._run(self._write_marks, marks)
-
-    def _write_marks(self, marks: list[tuple[int, int | None, str, float]]) -> None:
-        db = self._db()
-        with db:
-            db.execute("BEGIN IMMEDIATE")
-            db.executemany(
-                "INSERT OR IGNORE INTO seen_updates VALUES (?, ?)", [(m[0], m[3]) for m in marks]
-            )
-            db.executemany(
+        now = time.time()
+        self._later("INSERT OR IGNORE INTO seen_updates VALUES (?, ?)", (update_id, now))
+        if user_id is not None:
+            self._later(
                 "INSERT INTO users VALUES (?, ?, ?) "
                 "ON CONFLICT (user_id) DO UPDATE SET lang = excluded.lang",
-                [(m[1], m[2], m[3]) for m in marks if m[1] is not None],
+                (user_id, lang, now),
             )
 
     async def forget_old_updates(self, now: float | None = None) -> int:
@@ -245,10 +293,11 @@ class BotStore:
 
     # Invoices ------------------------------------------------------------
 
-    async def add_invoice(self, record: InvoiceRecord) -> None:
+    def add_invoice(self, record: InvoiceRecord) -> None:
+        """Written behind."""
         marks = ", ".join("?" for _ in _INVOICE_COLUMNS)
         values = tuple(getattr(record, c) for c in _INVOICE_COLUMNS)
-        await self._exec(
+        self._later(
             f"INSERT OR REPLACE INTO invoices ({', '.join(_INVOICE_COLUMNS)}) VALUES ({marks})",
             values,
         )
@@ -272,8 +321,9 @@ class BotStore:
         )
         return [InvoiceRecord(*row) for row in rows]
 
-    async def set_messages(self, order_id: str, message_id: int, qr_message_id: int) -> None:
-        await self._exec(
+    def set_messages(self, order_id: str, message_id: int, qr_message_id: int) -> None:
+        """Written behind."""
+        self._later(
             "UPDATE invoices SET message_id = ?, qr_message_id = ? WHERE order_id = ?",
             (message_id, qr_message_id, order_id),
         )
@@ -321,8 +371,9 @@ class BotStore:
 class SqliteStorage(BaseStorage):
     """aiogram FSM storage on :class:`BotStore`: a restart keeps every buyer's step.
 
-    Writes go to SQLite at once; reads are served from a write-through cache
-    of the most recent ``cache_size`` keys (this process is the only writer).
+    Writes go to SQLite behind (see :class:`BotStore`); reads are served from a
+    write-through cache of the most recent ``cache_size`` keys (this process
+    is the only writer).
     """
 
     def __init__(self, store: BotStore, cache_size: int = 10_000) -> None:
@@ -348,7 +399,7 @@ class SqliteStorage(BaseStorage):
     async def set_state(self, key: StorageKey, state: StateType = None) -> None:
         value = state.state if isinstance(state, State) else state
         built, _, data = await self._get(key)
-        await self.store.fsm_set_state(built, value)
+        self.store.fsm_set_state(built, value)
         self._remember(built, (value, data))
 
     async def get_state(self, key: StorageKey) -> str | None:
@@ -356,7 +407,7 @@ class SqliteStorage(BaseStorage):
 
     async def set_data(self, key: StorageKey, data: Mapping[str, Any]) -> None:
         built, state, _ = await self._get(key)
-        await self.store.fsm_set_data(built, data)
+        self.store.fsm_set_data(built, data)
         self._remember(built, (state, dict(data)))
 
     async def get_data(self, key: StorageKey) -> dict[str, Any]:
@@ -364,3 +415,7 @@ class SqliteStorage(BaseStorage):
 
     async def close(self) -> None:
         """The store is closed by its owner, after the dispatcher stops."""
+
+
+def _nothing() -> None:
+    """A job that only applies the statements written behind before it."""
