@@ -199,13 +199,8 @@ def run_ours(
 ) -> dict[str, Any]:
     from x0tta6bl4.actors.mesh_app import MeshComponent
     from x0tta6bl4.actors.runtime import ensure_ray, shutdown_ray
-    from x0tta6bl4.config import Settings
 
-    settings = Settings(
-        data_dir=data_dir,
-        mesh={"backend": "netns", "consumer": "", "start_timeout_s": 600},
-        ray={"dashboard": False, "namespace": "x0-bench-heal"},
-    )
+    settings = bench_settings(data_dir)
     info = ensure_ray(settings.ray)
     component = MeshComponent(settings, topology)
     try:
@@ -234,6 +229,37 @@ def run_ours(
 
         outages = measure_faults("ours", component.backend, src, dst, repeats, whole)
         return {"cold_ms": cold_ms, "cpu": cpu, "idle_cpu": idle, "outages": outages}
+    finally:
+        component.stop()
+        shutdown_ray()
+
+
+def bench_settings(data_dir: Path, **mesh: Any) -> Any:
+    from x0tta6bl4.config import Settings
+
+    return Settings(
+        data_dir=data_dir,
+        mesh={"backend": "netns", "consumer": "", "start_timeout_s": 600, **mesh},
+        ray={"dashboard": False, "namespace": "x0-bench-heal"},
+    )
+
+
+def signed_hello_cpu(topology: Topology, data_dir: Path) -> float:
+    """CPU percent per MeshNode with every hello signed (``mesh.hello_macs=false``, as
+    before link keys), on the same topology: the baseline of ``probe.cpu_percent_per_node``.
+    Measured once every node had 10 s to bring its links up (converged or not)."""
+    import ray
+
+    from x0tta6bl4.actors.mesh_app import MeshComponent
+    from x0tta6bl4.actors.runtime import ensure_ray, shutdown_ray
+
+    settings = bench_settings(data_dir, hello_macs=False)
+    component = MeshComponent(settings, topology)
+    try:
+        component.start(ensure_ray(settings.ray))
+        time.sleep(10.0)
+        states = ray.get([a.status.remote() for a in component.actors.values()])
+        return cpu_percent([s["pid"] for s in states], seconds=5.0)
     finally:
         component.stop()
         shutdown_ray()
@@ -341,6 +367,7 @@ def main() -> None:
     peer_repeats = {"babeld": 1 if args.quick else repeats}
     started = time.monotonic()
 
+    signed_cpu = signed_hello_cpu(topology, data_dir)
     ours = run_ours(topology, data_dir, src, dst, repeats)
     peers = {
         kind: run_peer(kind, topology, data_dir, src, dst, peer_repeats.get(kind, repeats))
@@ -370,6 +397,8 @@ def main() -> None:
         "converge.cold_ms": ours["cold_ms"],
         "probe.cpu_percent_per_node": ours["cpu"],
         "probe.cpu_percent_idle_actor": ours["idle_cpu"],
+        "probe.cpu_percent_per_node_signed_hellos": signed_cpu,
+        "ratio.probe_cpu.signed_over_mac": signed_cpu / ours["cpu"],
         "sim.spf_1000_ms": measure_spf(1000),
         "probe.hello_signed_cpu_us": hello["signed"],
         "probe.hello_mac_cpu_us": hello["mac"],

@@ -95,6 +95,9 @@ class MeshSettings(_Section):
     """Sign beacons and advertisements; drop forged, replayed and unconfirmed ones."""
     pqc_beacons: bool = False
     """Sign with ML-DSA in addition to Ed25519."""
+    hello_macs: bool = True
+    """Authenticate hellos with per-link keys (signed X25519 handshakes, then BLAKE2b MACs);
+    false signs every hello like an LSA (about 6x the CPU; the benchmark's baseline)."""
     failover: bool = True
     """Keep kernel routes when a MeshNode actor restarts, and adopt them."""
     hold_down_probes: int = Field(3, ge=1, le=1000)

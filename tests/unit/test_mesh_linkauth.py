@@ -119,3 +119,13 @@ def test_bad_key_shares_and_misplaced_flags(keys: dict[str, NodeKey], keyring: K
     no_share[4] = Flags.KEY_SHARE  # the flags byte: a share announced, none there
     with pytest.raises(SecurityError, match="truncated"):
         parse(bytes(no_share))
+
+
+def test_without_hello_macs_every_hello_is_signed(
+    keys: dict[str, NodeKey], keyring: Keyring
+) -> None:
+    a = SecureCodec(keys["a"], keyring, hello_macs=False, wall=lambda: NOW)
+    b = SecureCodec(keys["b"], keyring, hello_macs=False, wall=lambda: NOW)
+    for seq in (1, 2, 3):
+        assert deliver(a, b, hello("a", "b", seq)) == Flags.SIG_ED25519
+        assert deliver(b, a, hello("b", "a", seq)) == Flags.SIG_ED25519

@@ -288,6 +288,8 @@ class SecureCodec:
         keyring: public keys of every trusted node.
         byzantine: sign and verify; off means plain datagrams, no checks but size and layout.
         pqc: also sign with ML-DSA-44 and require it on every datagram.
+        hello_macs: authenticate hellos with per-link keys (:mod:`~x0tta6bl4.mesh.linkauth`);
+            false signs them like LSAs.
         max_message_bytes: larger datagrams are refused unread.
         replay_window_s: largest allowed difference between a timestamp and ``wall()``.
         wall: wall-clock seconds (shared across hosts, unlike the monotonic Clock).
@@ -300,6 +302,7 @@ class SecureCodec:
         *,
         byzantine: bool = True,
         pqc: bool = False,
+        hello_macs: bool = True,
         max_message_bytes: int = 8192,
         replay_window_s: float = 30.0,
         wall: Callable[[], float] = time.time,
@@ -333,7 +336,8 @@ class SecureCodec:
         self.links: LinkAuth | None = None
         if self.byzantine and key is not None:
             self._flags = Flags.SIG_ED25519 | (Flags.SIG_MLDSA if self.pqc else Flags.NONE)
-            self.links = LinkAuth(key.name)
+            if hello_macs:
+                self.links = LinkAuth(key.name)
 
     @classmethod
     def from_settings(cls, name: str, mesh: MeshSettings, data_dir: Path) -> SecureCodec:
@@ -345,6 +349,7 @@ class SecureCodec:
             load_node_key(directory, name),
             Keyring.load(directory / KEYRING_FILE),
             pqc=mesh.pqc_beacons,
+            hello_macs=mesh.hello_macs,
             max_message_bytes=mesh.max_message_bytes,
             replay_window_s=mesh.replay_window_s,
         )
@@ -352,10 +357,10 @@ class SecureCodec:
     def seal(self, message: Message) -> bytes:
         """The datagram for ``message``, signed when ``byzantine`` is on; a hello on a
         keyed link is MAC'd instead, one on a link not keyed yet is a signed handshake."""
-        if self.links is None or self.key is None:
+        if not self.byzantine or self.key is None:
             return encode(message)
         flags = self._flags
-        if isinstance(message, Hello):
+        if isinstance(message, Hello) and self.links is not None:
             key = self.links.sending_key(message.dest)
             if key is not None:
                 body = encode(message, Flags.MAC)

@@ -276,6 +276,7 @@ class SimBackend:
                 self._keys[name],
                 self._keyring,
                 pqc=self.settings.pqc_beacons,
+                hello_macs=self.settings.hello_macs,
                 max_message_bytes=self.settings.max_message_bytes,
                 replay_window_s=self.settings.replay_window_s,
                 wall=wall,
