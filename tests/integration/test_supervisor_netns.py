@@ -1,10 +1,22 @@
-"""On the real netns mesh: MeshNode telemetry reaches the Supervisor, a crashed node
-becomes an incident, the Supervisor acts (through the MeshNode actors) and checks the
-outcome against the routes the actors report."""
+"""On the real netns mesh: MeshNode telemetry reaches the Supervisor, a fault becomes an
+incident with the right root cause, the Supervisor acts through the MeshNode actors and
+checks the outcome against the routes the actors report.
+
+* a lossy link (nftables loss): the link is the root cause, its cost is raised or it
+  is drained at both ends, and the kernel's traffic moves off it;
+* a crashed node (its links cut, its actor killed): the node is the root cause, it is
+  restarted, and the outcome is checked once it is back.
+"""
 
 from __future__ import annotations
 
+import itertools
+import json
+import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import pytest
 import ray
@@ -15,13 +27,18 @@ from x0tta6bl4.actors.supervisor import spawn_supervisor
 from x0tta6bl4.config import Settings
 from x0tta6bl4.mapek.assemble import knowledge_path
 from x0tta6bl4.mapek.knowledge import IncidentRow, Knowledge
+from x0tta6bl4.mapek.ports import follow_routes
+from x0tta6bl4.mesh.nsutil import netns_exec
 from x0tta6bl4.mesh.ports import Fault, FaultKind
 
 pytestmark = [pytest.mark.root, pytest.mark.ray, pytest.mark.slow]
 
 
-def _settings(tmp_path, name: str) -> Settings:
-    return Settings(
+@contextmanager
+def _mesh_and_supervisor(ray_session: Any, tmp_path: Any) -> Iterator[tuple[Any, Any, Settings]]:
+    """A 5-node netns mesh whose MeshNodes report to a fresh Supervisor, warmed up."""
+    name = f"supervisor-netns-{time.time_ns()}"
+    settings = Settings(
         data_dir=tmp_path,
         mesh={"backend": "netns", "nodes": 5, "consumer": name, "telemetry_interval_s": 0.5},
         supervisor={
@@ -32,51 +49,103 @@ def _settings(tmp_path, name: str) -> Settings:
             "heal_timeout_s": 30.0,
         },
     )
-
-
-def test_crashed_node_becomes_an_incident_with_a_checked_outcome(ray_session, tmp_path) -> None:
-    name = f"supervisor-netns-{time.time_ns()}"
-    settings = _settings(tmp_path, name)
     component = MeshComponent(settings)
     supervisor = spawn_supervisor(
         settings, namespace=ray_session.namespace, topology=component.topology, name=name
     )
     component.start(ray_session)
-    near_n2 = {"n2"} | {link.key for link in component.topology.links if "n2" in link.ends}
     try:
+        wait_for(component.backend.all_reachable, timeout_s=60, message="a converged mesh")
+        ticks = ray.get(supervisor.status.remote())["mapek"]["ticks"]
 
-        def warmed_up() -> bool:
+        def warmed_up() -> bool:  # baselines that saw the converged mesh
             status = ray.get(supervisor.status.remote())
-            return status["ingest"]["batches"] > 20 and status["mapek"]["ticks"] > 10
+            return status["ingest"]["batches"] > 20 and status["mapek"]["ticks"] > ticks + 10
 
         wait_for(warmed_up, timeout_s=90, interval_s=0.5, message="telemetry from the MeshNodes")
+        yield component, supervisor, settings
+    finally:
+        component.stop()
+        ray.kill(supervisor, no_restart=True)
+
+
+def _incident(
+    settings: Settings, since: float, root_cause: str, kind: str, checked: bool = False
+) -> IncidentRow | None:
+    """The newest ``kind`` incident blaming ``root_cause`` opened after ``since`` that has
+    an action (and, with ``checked``, its outcome)."""
+    kb = Knowledge(knowledge_path(settings))
+    try:
+        rows = [
+            r
+            for r in kb.incidents()
+            if r.root_cause == root_cause and r.kind == kind and r.opened_at >= since and r.action
+        ]
+    finally:
+        kb.close()
+    if checked:
+        rows = [r for r in rows if r.success is not None]
+    return rows[0] if rows else None
+
+
+def _kernel_next_hop(component: MeshComponent, src: str, dst: str) -> str:
+    """The interface ``src``'s kernel sends packets for ``dst``'s loopback out of."""
+    backend = component.backend
+    target = backend.plan.loopbacks[dst]
+    argv = netns_exec(backend.namespace(src), ["ip", "-j", "route", "get", target])
+    out = subprocess.run(argv, capture_output=True, text=True, check=True, timeout=10).stdout
+    return str(json.loads(out)[0]["dev"])
+
+
+def test_lossy_link_is_avoided_and_traffic_moves(ray_session, tmp_path) -> None:
+    with _mesh_and_supervisor(ray_session, tmp_path) as (component, _supervisor, settings):
+        link, (a, b) = "n1-n2", ("n1", "n2")
+        direct = component.backend.plan.ends(a)[b].ifname
+        assert _kernel_next_hop(component, a, b) == direct  # the link carries n1->n2 now
+        started = time.time()
+        component.fault(Fault(FaultKind.LOSS, (a, b), 40.0))
+        row = wait_for(
+            lambda: _incident(settings, started, link, "link-degraded", checked=True),
+            timeout_s=120,
+            interval_s=0.5,
+            message=f"a checked action on {link}",
+        )
+        assert row.action in (f"raise cost of {link} x10", f"route around link {link}")
+        assert row.success, row.outcome
+        # The costs the Supervisor set are in force at both ends ...
+        snaps = {
+            s.node: s for s in ray.get([h.snapshot.remote() for h in component.actors.values()])
+        }
+        assert snaps[a].overrides.get(b) == snaps[b].overrides.get(a)
+        assert snaps[a].overrides.get(b, 1.0) > 1.0
+        # ... no installed route crosses the lossy link any more ...
+        routes = {name: snap.routes for name, snap in snaps.items()}
+        for src, dst in itertools.permutations(sorted(routes), 2):
+            path = follow_routes(routes, src, dst).path
+            assert not {(a, b), (b, a)} & set(itertools.pairwise(path)), path
+        # ... and the kernel forwards n1->n2 another way, which delivers.
+        assert _kernel_next_hop(component, a, b) != direct
+        assert wait_for(lambda: component.reachable(a, b), timeout_s=10, message="n1 -> n2")
+
+
+def test_crashed_node_is_the_root_cause_and_is_restarted(ray_session, tmp_path) -> None:
+    with _mesh_and_supervisor(ray_session, tmp_path) as (component, _supervisor, settings):
         started = time.time()
         fault_id = component.fault(Fault(FaultKind.NODE_CRASH, ("n2",)))
-
-        def incident_at_n2(checked: bool = False) -> IncidentRow | None:
-            kb = Knowledge(knowledge_path(settings))
-            try:
-                rows = [
-                    r
-                    for r in kb.incidents()
-                    if r.root_cause in near_n2 and r.opened_at >= started and r.action
-                ]
-            finally:
-                kb.close()
-            if checked:
-                rows = [r for r in rows if r.success is not None]
-            return rows[0] if rows else None
-
-        row = wait_for(incident_at_n2, timeout_s=60, interval_s=0.5, message="an incident at n2")
+        row = wait_for(
+            lambda: _incident(settings, started, "n2", "node-down"),
+            timeout_s=60,
+            interval_s=0.5,
+            message="a node-down incident blaming n2",
+        )
+        assert row.action == "restart node n2", row.action
         component.heal(fault_id)  # the node's links come back (a reboot)
         row = wait_for(
-            lambda: incident_at_n2(checked=True),
+            lambda: _incident(settings, started, "n2", "node-down", checked=True),
             timeout_s=90,
             interval_s=0.5,
             message=f"the outcome check of {row.kind} {row.root_cause} ({row.action})",
         )
         assert row.success, (row.kind, row.root_cause, row.action, row.outcome)
         assert row.state == "healed" and row.time_to_heal_s is not None
-    finally:
-        component.stop()
-        ray.kill(supervisor, no_restart=True)
+        assert wait_for(lambda: component.reachable("n1", "n2"), timeout_s=10, message="n1->n2")

@@ -48,6 +48,27 @@ def test_every_link_of_a_node_down_at_once_is_the_node() -> None:
     assert _kinds(got) == {(DiagnosisKind.NODE_DOWN, "n5")}
 
 
+def test_links_down_in_the_view_make_a_node_down_without_up_symptoms() -> None:
+    """Baselines learned while the mesh converged may miss a link going down; the
+    window's down links still count, once something changed at the node."""
+    links = [link.key for link in TOPO.links if "n5" in link.ends]
+    got = ANALYZER.diagnose([_s(links[0], "df", 0.0)], {}, frozenset(links))
+    assert _kinds(got) == {(DiagnosisKind.NODE_DOWN, "n5")}
+    assert "every link of n5 went down at once" in got[0].explanation
+    # Known down and quiet: no new diagnosis; one link still up: not the node.
+    assert ANALYZER.diagnose([], {}, frozenset(links)) == []
+    partly = ANALYZER.diagnose([_s(links[0], "df", 0.0)], {}, frozenset(links[1:]))
+    assert _kinds(partly) == {(DiagnosisKind.LINK_DEGRADED, links[0])}
+
+
+def test_a_node_reporting_no_link_up_is_down() -> None:
+    got = ANALYZER.diagnose([_s("n5", "links_up", 0.0, kind="node")], {})
+    assert _kinds(got) == {(DiagnosisKind.NODE_DOWN, "n5")}
+    assert "reports none of its links up" in got[0].explanation
+    fewer = ANALYZER.diagnose([_s("n5", "links_up", 1.0, kind="node")], {})
+    assert _kinds(fewer) == {(DiagnosisKind.NODE_DEGRADED, "n5")}
+
+
 def test_most_links_of_a_node_misbehaving_blames_the_node() -> None:
     links = [link.key for link in TOPO.links if "n1" in link.ends]
     got = ANALYZER.diagnose([_s(key, "rtt_ms", 40.0) for key in links[:2]], {})

@@ -72,6 +72,15 @@ async def test_down_node_is_restarted_with_its_links() -> None:
     assert plan.chosen.benefit > 0.2
 
 
+async def test_a_node_down_before_the_view_shows_it_is_restarted() -> None:
+    """The node says none of its links is up; its neighbours have not timed them out."""
+    topo = ring_chords(8)
+    plan = await _plan(topo, Diagnosis(DiagnosisKind.NODE_DOWN, "n3", 0.85, "no links"))
+    nothing = _keys(plan)["do-nothing:"].prediction
+    assert nothing["reachable_pairs_after"] == 21  # n3 cut off: 7 * 6 / 2 pairs left
+    assert plan.chosen.action.key == "restart-node:n3" and plan.chosen.benefit > 0.2
+
+
 async def test_byzantine_node_is_isolated() -> None:
     plan = await _plan(ring_chords(8), Diagnosis(DiagnosisKind.BYZANTINE, "n2", 0.9, "flags"))
     assert plan.chosen.action.key == "isolate-node:n2"
@@ -84,3 +93,21 @@ async def test_tried_actions_are_excluded_and_nothing_left_is_none() -> None:
     plan = await _plan(ring(6), diagnosis, view)
     assert [c.action.key for c in plan.candidates] == ["do-nothing:"]
     assert await _plan(ring(6), diagnosis, view, exclude={"do-nothing:"}) is None
+
+
+async def test_a_flapping_link_is_judged_as_it_is_when_it_comes_back() -> None:
+    """A lossy link that was down for this whole window (it flaps) still gets its cost
+    raised or is drained: with it back up, routes over it are impaired again."""
+    topo = ring_chords(5)
+    diagnosis = Diagnosis(DiagnosisKind.LINK_DEGRADED, "n1-n2", 0.9, "loss")
+    flapping = await _plan(topo, diagnosis, view=MeshView(down_links=frozenset({"n1-n2"})))
+    assert flapping.chosen.action.kind in (ActionKind.RAISE_COST, ActionKind.ROUTE_AROUND_LINK)
+    assert flapping.chosen.benefit > 0
+    # Doing nothing brings the link back with routes over it; the remedy keeps them off.
+    nothing = _keys(flapping)["do-nothing:"].prediction
+    assert nothing["impaired_routes_after"] > 0
+    assert flapping.chosen.prediction["impaired_routes_after"] == 0
+    # A link that is down (not degraded) is left to the mesh's own repair.
+    down = Diagnosis(DiagnosisKind.LINK_DOWN, "n1-n2", 0.9, "down")
+    plan = await _plan(topo, down, view=MeshView(down_links=frozenset({"n1-n2"})))
+    assert set(_keys(plan)) == {"do-nothing:"}

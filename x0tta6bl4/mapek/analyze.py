@@ -12,7 +12,7 @@ Trainer is unreachable or finds nothing.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from typing import Any, Protocol
 
 import pandas as pd
@@ -81,19 +81,27 @@ class StatisticalAnalyzer:
     async def analyze(
         self, report: MonitorReport, flagged: Mapping[str, set[str]]
     ) -> list[Diagnosis]:
-        return self.diagnose(report.symptoms, flagged)
+        return self.diagnose(report.symptoms, flagged, report.view.down_links)
 
     def diagnose(
-        self, symptoms: Sequence[Symptom], flagged: Mapping[str, set[str]]
+        self,
+        symptoms: Sequence[Symptom],
+        flagged: Mapping[str, set[str]],
+        down_links: Collection[str] = frozenset(),
     ) -> list[Diagnosis]:
-        """Root causes of one observation (call once per tick: flags must persist)."""
+        """Root causes of one observation (call once per tick: flags must persist).
+
+        ``down_links``: links down for the whole window (the Monitor's view).  A link
+        going down is hard evidence even where its ``up`` baseline has not settled
+        (it learned while the mesh converged) and so raised no symptom.
+        """
         by_entity: dict[str, list[Symptom]] = defaultdict(list)
         for symptom in symptoms:
             by_entity[symptom.entity].append(symptom)
         known = set(self.topology.names)
         out: list[Diagnosis] = []
         for node in sorted(known):
-            down = self._node_down(node, by_entity)
+            down = self._node_down(node, by_entity, down_links)
             if down is not None:
                 out.append(down)
         blamed = {d.root_cause for d in out}
@@ -132,16 +140,28 @@ class StatisticalAnalyzer:
     def _links(self, node: str) -> list[str]:
         return [link.key for link in self.topology.links if node in link.ends]
 
-    def _node_down(self, node: str, by_entity: Mapping[str, list[Symptom]]) -> Diagnosis | None:
+    def _node_down(
+        self, node: str, by_entity: Mapping[str, list[Symptom]], down_links: Collection[str]
+    ) -> Diagnosis | None:
         evidence = list(by_entity.get(node, ()))
         silent = [s for s in evidence if s.metric == "silent"]
         if silent:
             summary = f"{node} stopped reporting {silent[0].value:.1f} s ago"
             return self._node(DiagnosisKind.NODE_DOWN, node, evidence, 0.9, summary)
+        if any(s.metric == "links_up" and s.value == 0.0 for s in evidence):
+            # Its neighbours may not have timed the links out yet; the node knows.
+            summary = f"{node} reports none of its links up"
+            return self._node(DiagnosisKind.NODE_DOWN, node, evidence, 0.85, summary)
         links = self._links(node)
-        down = [k for k in links if any(s.metric == "up" for s in by_entity.get(k, ()))]
-        if links and len(down) == len(links):
-            evidence += [s for key in down for s in by_entity[key]]
+        down = [
+            k
+            for k in links
+            if k in down_links or any(s.metric == "up" for s in by_entity.get(k, ()))
+        ]
+        # Something must have changed here this window (a link long down is known).
+        changed = evidence or any(k in by_entity for k in links)
+        if links and len(down) == len(links) and changed:
+            evidence += [s for key in down for s in by_entity.get(key, ())]
             summary = f"every link of {node} went down at once"
             return self._node(DiagnosisKind.NODE_DOWN, node, evidence, 0.8, summary)
         return None
@@ -208,7 +228,7 @@ class TrainerAnalyzer:
     async def analyze(
         self, report: MonitorReport, flagged: Mapping[str, set[str]]
     ) -> list[Diagnosis]:
-        statistical = self.fallback.diagnose(report.symptoms, flagged)
+        statistical = self.fallback.diagnose(report.symptoms, flagged, report.view.down_links)
         if not report.symptoms:
             return statistical
         # Hard evidence (silence, a link down, flags) needs no model.

@@ -92,7 +92,11 @@ class Planner:
         options: list[tuple[Action, Scenario]] = [(Action(ActionKind.DO_NOTHING), dict(impaired))]
         kind = diagnosis.kind
         on_link = kind in (DiagnosisKind.LINK_DEGRADED, DiagnosisKind.LINK_DOWN)
-        if on_link and target not in view.down_links:
+        if kind is DiagnosisKind.LINK_DEGRADED and target in view.down_links:
+            # Flapping: down this window, back the next.  Judge every option with it up.
+            impaired["restore_links"] = [target]
+            options = [(Action(ActionKind.DO_NOTHING), dict(impaired))]
+        if on_link and (kind is DiagnosisKind.LINK_DEGRADED or target not in view.down_links):
             raised = self.base_costs.get(target, 1.0) * self.cost_factor
             options += [
                 (
@@ -105,7 +109,10 @@ class Planner:
                 ),
             ]
         elif kind is DiagnosisKind.NODE_DOWN:
-            # Its links are down because it is: a restart brings them back with it.
+            # Doing nothing leaves it down, even where this window's view does not show
+            # all of that yet; its links are down because it is: a restart brings them back.
+            if target not in view.down_nodes:
+                options = [(Action(ActionKind.DO_NOTHING), {"fail_nodes": [target]})]
             links = [link.key for link in self.topology.links if target in link.ends]
             restore: Scenario = {
                 "restore_nodes": [target] if target in view.down_nodes else [],
@@ -160,9 +167,8 @@ class Planner:
     ) -> Candidate:
         routes = max(1, _routes(baseline))
         w = 1.0 if diagnosis.kind is DiagnosisKind.BYZANTINE else self.impaired_weight
-        healthy_now = (
-            2 * baseline["reachable_pairs_before"] - w * baseline["impaired_routes_before"]
-        )
+        # What doing nothing leads to (a flapping link comes back) is the reference.
+        healthy_now = 2 * baseline["reachable_pairs_after"] - w * baseline["impaired_routes_after"]
         healthy_after = (
             2 * prediction["reachable_pairs_after"] - w * prediction["impaired_routes_after"]
         )
