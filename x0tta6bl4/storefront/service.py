@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -44,6 +45,8 @@ log = loggers.bot
 WEBHOOK_PATH = "/telegram/webhook"
 _COMMANDS = ("start", "orders", "help", "support")
 _FORGET_EVERY_S = 3600.0
+GIL_SWITCH_INTERVAL_S = 0.001
+"""The bot process's GIL switch interval (Python's default is 5 ms)."""
 
 
 async def serve(
@@ -68,6 +71,10 @@ async def serve(
     # of up to a second of pause on the event loop under load.  (No collection
     # first: it would cost that second at start for a little memory.)
     gc.freeze()
+    # The loop thread is busy under load while the SQLite and QR threads need
+    # the GIL for a moment per statement; with the default 5 ms switch interval
+    # each of those moments could wait 5 ms for the loop to let go.
+    sys.setswitchinterval(min(sys.getswitchinterval(), GIL_SWITCH_INTERVAL_S))
     verifying = asyncio.create_task(service.run(stop)) if service is not None else None
     try:
         await storefront.start()
