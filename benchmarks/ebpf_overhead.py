@@ -360,13 +360,16 @@ def main() -> None:
         "with_ebpf": "XDP (mode auto) + TC ingress/egress on both veth ends + kfree_skb and "
         "tcp_retransmit_skb tracepoints",
         "veth_native_xdp": "native XDP on a veth turns off GSO/TSO on its peer; TCP then "
-        "sends MTU-sized packets, which is most of the with_ebpf overhead",
+        "sends MTU-sized packets, which is most of the with_ebpf overhead. The program is "
+        "loaded frags-aware (BPF_F_XDP_HAS_FRAGS), which lifts the peer's MTU limit, but "
+        "drivers/net/veth.c veth_xdp_set strips GSO from the peer for any program",
         "counters": "packets and bytes of xdp, tc_ingress, tc_egress on both ends vs "
         "/sys/class/net/*/statistics; bytes corrected for veth's header-less counting "
         "under native XDP",
         "agent_cpu": "EbpfAgent Ray actor process CPU (user+sys) / wall, 200 Mbit/s UDP "
         "flowing, includes Ray's own threads in that process; ray_idle_actor_cpu_percent "
-        "is an actor that does nothing, measured the same way",
+        "is an actor that does nothing, measured the same way. No consumer: the batches are "
+        "still put in the object store (kept as the latest), only the ingest call is saved",
     }
     report(NAME, args, metrics, notes=notes)
 

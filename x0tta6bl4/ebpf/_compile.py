@@ -236,8 +236,7 @@ def _load_function(bcc: Any, bpf: Any, name: str, prog_type: int) -> int:
         fd: int = bpf.load_func(name.encode(), prog_type).fd
         return fd
     insns = bpf.dump_func(name.encode())
-    lib = bcc.libbcc.lib
-    license = ctypes.string_at(lib.bpf_module_license(bpf.module))
+    license: bytes = bcc.libbcc.lib.bpf_module_license(bpf.module)  # restype c_char_p
     try:
         fd = _sys.prog_load(prog_type, insns, license, name, BPF_F_XDP_HAS_FRAGS)
     except _sys.BpfSyscallError as exc:
