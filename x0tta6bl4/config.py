@@ -190,7 +190,8 @@ class EbpfSettings(_Section):
     programs: list[Literal["xdp", "tc", "trace"]] = Field(default_factory=lambda: ["tc", "trace"])
     """Programs to load (``--set ebpf.programs=xdp,tc,trace``): TC and XDP interface counters,
     drop and retransmit tracepoints.  XDP is opt-in: native XDP on a veth turns off GSO on its
-    peer and cost 76% of TCP throughput in ``benchmarks/ebpf_overhead.py``; TC counts the same."""
+    peer (even frags-aware, as ours is) and cost 85% of TCP throughput in
+    ``benchmarks/ebpf_overhead.py``; TC counts the same."""
     xdp_mode: Literal["auto", "hw", "drv", "skb"] = "auto"
     """``auto`` tries offload (hw), then native driver (drv), then generic (skb) mode."""
     interfaces: list[str] = Field(default_factory=list)
