@@ -131,15 +131,17 @@ class Knowledge:
         """The open incident of the diagnosis's root cause, or a new one.
 
         An open incident whose diagnosis changed kind (a degraded node now
-        down) takes the new kind, confidence and explanation.
+        down), or that a model now explains where statistics did, takes the new
+        kind, confidence, explanation and source.
         """
         row = self.db.execute(
-            "SELECT id, kind, state FROM incidents WHERE key = ? AND closed_at IS NULL",
+            "SELECT id, kind, state, source FROM incidents WHERE key = ? AND closed_at IS NULL",
             (diagnosis.key,),
         ).fetchone()
         if row is not None:
             self.db.execute("BEGIN")
-            if row["kind"] != diagnosis.kind.value:
+            learned = diagnosis.source != "statistical" and row["source"] == "statistical"
+            if row["kind"] != diagnosis.kind.value or learned:
                 self.db.execute(
                     "UPDATE incidents SET kind = ?, confidence = ?, explanation = ?, source = ?"
                     " WHERE id = ?",
