@@ -131,7 +131,10 @@ def test_sealing_an_oversized_message_says_how_to_fix_it(
         (encode(HELLO) + b"\x00", "trailing bytes"),
         (encode(HELLO)[:3] + bytes([7]) + encode(HELLO)[4:], "unknown message type"),
         (encode(HELLO)[:4] + bytes([0x80]) + encode(HELLO)[5:], "unknown flags"),
-        (struct.pack("!2sBBBQd", b"X0", VERSION, 2, 0, 1, NOW) + b"\x01a" + b"\xff\xff", "LSA lists"),
+        (
+            struct.pack("!2sBBBQd", b"X0", VERSION, 2, 0, 1, NOW) + b"\x01a" + b"\xff\xff",
+            "LSA lists",
+        ),
     ],
 )
 def test_malformed_datagrams(data: bytes, match: str) -> None:
