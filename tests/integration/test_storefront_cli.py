@@ -43,7 +43,8 @@ def test_bot_command_sells_and_stops_on_sigterm(tmp_path: Path) -> None:
         try:
             buyer = FakeUser(777)
             telegram.call(tg.send_text(buyer, "/start"))
-            catalog = wait_for(lambda: tg.chat(buyer.id), 60, message="the catalog")[0]
+            # The process imports aiogram, pydantic and the payments stack first.
+            catalog = wait_for(lambda: tg.chat(buyer.id), 120, message="the catalog")[0]
             assert "pay:" not in str(catalog.reply_markup)
             telegram.call(tg.press(buyer, catalog, "plan:SOLO"))
             wait_for(lambda: "pay:SOLO:usdt_trc20" in str(catalog.reply_markup), 30)
