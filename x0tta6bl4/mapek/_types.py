@@ -60,6 +60,14 @@ class DiagnosisKind(StrEnum):
     NODE_DEGRADED = "node-degraded"
     BYZANTINE = "byzantine"
 
+    def milder_than(self, other: str) -> bool:
+        """Whether this is the same element's milder state (down -> degraded): what a
+        node or link shows while it recovers, e.g. reconverging after a restart."""
+        return (other, self.value) in {
+            ("node-down", "node-degraded"),
+            ("link-down", "link-degraded"),
+        }
+
 
 @dataclass(frozen=True)
 class Diagnosis:

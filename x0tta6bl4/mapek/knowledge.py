@@ -131,8 +131,9 @@ class Knowledge:
         """The open incident of the diagnosis's root cause, or a new one.
 
         An open incident whose diagnosis changed kind (a degraded node now
-        down), or that a model now explains where statistics did, takes the new
-        kind, confidence, explanation and source.
+        down; not back to milder, as while it recovers), or that a model now
+        explains where statistics did, takes the new kind, confidence,
+        explanation and source.
         """
         row = self.db.execute(
             "SELECT id, kind, state, source FROM incidents WHERE key = ? AND closed_at IS NULL",
@@ -141,7 +142,8 @@ class Knowledge:
         if row is not None:
             self.db.execute("BEGIN")
             learned = diagnosis.source != "statistical" and row["source"] == "statistical"
-            if row["kind"] != diagnosis.kind.value or learned:
+            changed = row["kind"] != diagnosis.kind.value
+            if (changed and not diagnosis.kind.milder_than(row["kind"])) or learned:
                 self.db.execute(
                     "UPDATE incidents SET kind = ?, confidence = ?, explanation = ?, source = ?"
                     " WHERE id = ?",

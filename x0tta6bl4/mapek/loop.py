@@ -250,8 +250,10 @@ class MapekLoop:
                 continue
             flight = self.in_flight.get(incident)
             if flight is not None:
-                if opened.previous_kind == diagnosis.kind.value:
-                    continue
+                if opened.previous_kind == diagnosis.kind.value or diagnosis.kind.milder_than(
+                    opened.previous_kind
+                ):
+                    continue  # a recovering element: its action's check decides
                 await self._supersede(flight, diagnosis)
             await self._plan_one(incident, diagnosis, view, effectiveness, now)
 
