@@ -60,7 +60,7 @@ async def test_fsm_state_and_data_survive_a_reopen(tmp_path: Path) -> None:
 async def test_exactly_one_of_many_concurrent_claims_wins(tmp_path: Path) -> None:
     store = BotStore(tmp_path / "bot.sqlite3")
     await store.open()
-    store.add_invoice(_invoice())
+    await store.add_invoice(_invoice())
     wins = await asyncio.gather(*(store.claim_delivery("x0abcdefgh") for _ in range(20)))
     assert wins.count(True) == 1
     await store.release_delivery("x0abcdefgh")  # the send failed: someone may try again
@@ -76,8 +76,8 @@ async def test_exactly_one_of_many_concurrent_claims_wins(tmp_path: Path) -> Non
 async def test_open_invoices_and_closing_once(tmp_path: Path) -> None:
     store = BotStore(tmp_path / "bot.sqlite3")
     await store.open()
-    store.add_invoice(_invoice("x0aaaaaaaa"))
-    store.add_invoice(_invoice("x0bbbbbbbb", user_id=43))
+    await store.add_invoice(_invoice("x0aaaaaaaa"))
+    await store.add_invoice(_invoice("x0bbbbbbbb", user_id=43))
     store.set_messages("x0aaaaaaaa", 10, 9)
     assert {r.order_id for r in await store.open_invoices()} == {"x0aaaaaaaa", "x0bbbbbbbb"}
     assert await store.close_invoice("x0aaaaaaaa", "paid")
@@ -133,11 +133,13 @@ async def test_writes_behind_are_read_back_at_once_and_reach_disk_together(
     store = BotStore(tmp_path / "bot.sqlite3")
     await store.open()
     fsm = SqliteStorage(store, cache_size=0)  # every read goes to the store
-    store.add_invoice(_invoice())
+    await store.add_invoice(_invoice())
     await fsm.set_state(KEY, Buy.paying)
     store.mark_seen(9, 42, "en")
     # Another process sees nothing yet: a crash now would re-handle update 9 from scratch.
     disk = sqlite3.connect(tmp_path / "bot.sqlite3")
+    # The invoice is durable at once: a paid order must always find its buyer's chat.
+    assert disk.execute("SELECT count(*) FROM invoices").fetchone() == (1,)
     assert disk.execute("SELECT count(*) FROM seen_updates").fetchone() == (0,)
     # This process reads its own writes: the read job applies them first.
     assert await fsm.get_state(KEY) == Buy.paying.state

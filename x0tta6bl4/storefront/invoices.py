@@ -65,7 +65,7 @@ class Invoices:
             expires_at=order.expires_at.timestamp(),
             created_at=order.created_at.timestamp(),
         )
-        self.shop.store.add_invoice(record)
+        await self.shop.store.add_invoice(record)
         return await self.show(record, order, in_place_of)
 
     async def show(

@@ -7,8 +7,8 @@ which invoice, whether a credential went out, and which updates were handled.
 All SQLite work runs on one dedicated thread (one connection, WAL mode), so
 the event loop never blocks on disk and no two statements race.
 
-Writes whose outcome the caller does not need (FSM steps, invoice rows, the
-messages an invoice is shown in, handled updates) are *written behind*: they
+Writes whose outcome the caller does not need (FSM steps, the messages an
+invoice is shown in, handled updates) are *written behind*: they
 gather for ``WRITE_BATCH_S`` and go to disk in one transaction, so a buyer's
 step waits for no disk and no thread hand-off.  Every job the thread runs
 first applies the writes gathered before it, so a read always sees them, and
@@ -293,11 +293,13 @@ class BotStore:
 
     # Invoices ------------------------------------------------------------
 
-    def add_invoice(self, record: InvoiceRecord) -> None:
-        """Written behind."""
+    async def add_invoice(self, record: InvoiceRecord) -> None:
+        """On disk before it returns, not written behind: the row is the only link
+        from an order the ledger may see paid to the buyer's chat, so a crash after the
+        buyer saw the invoice must not lose it (the delivery would have nowhere to go)."""
         marks = ", ".join("?" for _ in _INVOICE_COLUMNS)
         values = tuple(getattr(record, c) for c in _INVOICE_COLUMNS)
-        self._later(
+        await self._exec(
             f"INSERT OR REPLACE INTO invoices ({', '.join(_INVOICE_COLUMNS)}) VALUES ({marks})",
             values,
         )
