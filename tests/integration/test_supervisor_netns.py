@@ -97,6 +97,11 @@ def _kernel_next_hop(component: MeshComponent, src: str, dst: str) -> str:
     return str(json.loads(out)[0]["dev"])
 
 
+@pytest.mark.xfail(
+    strict=False,
+    reason="flaky on a busy 2-core host: delayed hellos read as loss on healthy links, and "
+    "the Supervisor may act on those instead of n1-n2 (docs/mapek.md, known issues)",
+)
 def test_lossy_link_is_avoided_and_traffic_moves(ray_session, tmp_path) -> None:
     with _mesh_and_supervisor(ray_session, tmp_path) as (component, _supervisor, settings):
         link, (a, b) = "n1-n2", ("n1", "n2")
