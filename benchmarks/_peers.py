@@ -110,18 +110,13 @@ class PeerMesh:
             return True
         for node, ns in self.plan.namespaces.items():
             ctl = str(self._dir / node / "bird.ctl")
-            out = subprocess.run(
-                netns_exec(ns, ["birdc", "-s", ctl, "show", "ospf", "neighbors"]),
-                capture_output=True,
-                text=True,
-                check=False,
-            ).stdout
-            bfd = subprocess.run(
-                netns_exec(ns, ["birdc", "-s", ctl, "show", "bfd", "sessions"]),
-                capture_output=True,
-                text=True,
-                check=False,
-            ).stdout
+
+            def birdc(*command: str, ns: str = ns, ctl: str = ctl) -> str:
+                argv = netns_exec(ns, ["birdc", "-s", ctl, *command])
+                return subprocess.run(argv, capture_output=True, text=True, check=False).stdout
+
+            out = birdc("show", "ospf", "neighbors")
+            bfd = birdc("show", "bfd", "sessions")
             degree = len(self.plan.ends(node))
             if out.count("Full/") != degree or bfd.count(" Up ") != degree:
                 return False
