@@ -180,6 +180,8 @@ class SupervisorSettings(_Section):
     niceness: int = Field(-10, ge=-20, le=19)
     """Niceness of the Supervisor's process (every thread): on a busy host the control loop
     gets the CPU before bulk work.  Below 0 needs root (CAP_SYS_NICE); without it, unchanged."""
+    job_runners: int = Field(2, ge=1)
+    """Processes that run the Supervisor's blocking jobs (training, router starts) at once."""
 
 
 class EbpfSettings(_Section):
@@ -193,7 +195,8 @@ class EbpfSettings(_Section):
     peer (even frags-aware, as ours is) and cost 85% of TCP throughput in
     ``benchmarks/ebpf_overhead.py``; TC counts the same."""
     xdp_mode: Literal["auto", "hw", "drv", "skb"] = "auto"
-    """``auto`` tries offload (hw), then native driver (drv), then generic (skb) mode."""
+    """``auto`` tries offload (hw), then native driver (drv), then generic (skb) mode; on a veth
+    it skips drv, which turns off the peer's GSO (see docs/ebpf.md)."""
     interfaces: list[str] = Field(default_factory=list)
     """Host-namespace interfaces to attach to; none by default: no real NIC is touched unasked."""
     netns_patterns: list[str] = Field(default_factory=lambda: ["x0-*"])

@@ -114,7 +114,7 @@ def attach(
     for name in program or ["xdp", "tc"]:
         with console.status(f"compiling and attaching {name}…"):
             done = loader.attach(name, interface, mode if name == "xdp" else "auto", netns=netns)
-        tried = "".join(f"\n  {f.mode} refused: {f.reason}" for f in done.fallbacks)
+        tried = "".join(f"\n  {f.mode}: {f.reason}" for f in done.fallbacks)
         console.print(
             f"[green]attached[/] {name} to {entity(netns, interface)} in {done.mode} mode{tried}"
         )

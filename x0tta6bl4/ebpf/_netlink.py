@@ -106,6 +106,8 @@ class Link:
     up: bool
     xdp_prog_id: int
     xdp_mode: XdpMode | None
+    kind: str = ""
+    """The driver kind from ``IFLA_INFO_KIND`` (``veth``, ``bridge``...); "" for a NIC."""
 
     @property
     def where(self) -> str:
@@ -245,6 +247,7 @@ def _link_of(msg: Any, netns: str | None) -> Link:
         up=bool(msg["flags"] & _IFF_UP),
         xdp_prog_id=prog_id,
         xdp_mode=mode,
+        kind=msg.get_nested("IFLA_LINKINFO", "IFLA_INFO_KIND") or "",
     )
 
 
