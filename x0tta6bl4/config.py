@@ -191,9 +191,8 @@ class EbpfSettings(_Section):
     """How often each agent reads the maps and ships a batch (0.1 s at the fastest)."""
     programs: list[Literal["xdp", "tc", "trace"]] = Field(default_factory=lambda: ["tc", "trace"])
     """Programs to load (``--set ebpf.programs=xdp,tc,trace``): TC and XDP interface counters,
-    drop and retransmit tracepoints.  XDP is opt-in: native XDP on a veth turns off GSO on its
-    peer (even frags-aware, as ours is) and cost 85% of TCP throughput in
-    ``benchmarks/ebpf_overhead.py``; TC counts the same."""
+    drop and retransmit tracepoints.  XDP is opt-in: TC counts the same frames, and an XDP
+    program is one per interface, which other software may want."""
     xdp_mode: Literal["auto", "hw", "drv", "skb"] = "auto"
     """``auto`` tries offload (hw), then native driver (drv), then generic (skb) mode; on a veth
     it skips drv, which turns off the peer's GSO (see docs/ebpf.md)."""
