@@ -1,8 +1,10 @@
 """The columnar telemetry batch every producer ships to the Supervisor.
 
 Producers (MeshNode, EbpfAgent) append samples to a :class:`BatchBuilder`,
-build one :class:`TelemetryBatch` per interval, ``ray.put`` it and send only
-the object ref.  Columns are numpy arrays so a batch is one contiguous object
+build one :class:`TelemetryBatch` per kind and interval, ``ray.put`` it (or
+the list of one interval's batches: a put costs about a millisecond of CPU,
+whatever its size) and send only the object ref; consumers read either with
+:func:`unpack`.  Columns are numpy arrays so a batch is one contiguous object
 in the object store and the consumer aggregates without Python loops.
 """
 
@@ -16,7 +18,7 @@ import numpy.typing as npt
 
 from x0tta6bl4.errors import TelemetryError
 
-__all__ = ["BatchBuilder", "TelemetryBatch"]
+__all__ = ["BatchBuilder", "TelemetryBatch", "unpack"]
 
 
 @dataclass(frozen=True)
@@ -90,3 +92,16 @@ class BatchBuilder:
         )
         self._ts, self._entity, self._values = [], [], []
         return batch
+
+
+def unpack(obj: object) -> list[TelemetryBatch]:
+    """The batches in one object a producer put: a :class:`TelemetryBatch` or a list of them."""
+    items: list[object] = list(obj) if isinstance(obj, list) else [obj]
+    batches = [item for item in items if isinstance(item, TelemetryBatch)]
+    if len(batches) != len(items):
+        wrong = next(item for item in items if not isinstance(item, TelemetryBatch))
+        raise TelemetryError(
+            f"expected a TelemetryBatch, got {type(wrong).__name__}",
+            fix="producers must ray.put TelemetryBatch objects (or lists of them)",
+        )
+    return batches

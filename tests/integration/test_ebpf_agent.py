@@ -23,7 +23,7 @@ from x0tta6bl4.actors.ebpf_app import EbpfComponent, EbpfView
 from x0tta6bl4.config import load_settings
 from x0tta6bl4.ebpf import AgentConfig
 from x0tta6bl4.errors import ClusterError
-from x0tta6bl4.telemetry import TelemetryBatch
+from x0tta6bl4.telemetry import TelemetryBatch, unpack
 
 pytestmark = [pytest.mark.root, pytest.mark.bpf, pytest.mark.ray]
 
@@ -41,7 +41,8 @@ class Sink:
         self.calls += 1
         first = self.calls == 1  # before the await: calls overlap
         self.ref_types.update(type(r).__name__ for r in refs)
-        self.batches.extend(await asyncio.gather(*refs))
+        for obj in await asyncio.gather(*refs):
+            self.batches.extend(unpack(obj))
         # Like the Supervisor's ack when its queue is full: the first call reports one drop.
         return {"dropped": 1 if first else 0}
 

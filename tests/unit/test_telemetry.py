@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from x0tta6bl4.errors import TelemetryError
-from x0tta6bl4.telemetry import BatchBuilder, TelemetryBatch
+from x0tta6bl4.telemetry import BatchBuilder, TelemetryBatch, unpack
 
 
 def test_builder_makes_columns_and_resets() -> None:
@@ -24,3 +24,14 @@ def test_wrong_arity_and_ragged_columns_are_rejected() -> None:
         builder.add(1.0, "n1-n2", (0.3,))
     with pytest.raises(TelemetryError, match="differ in length"):
         TelemetryBatch("x", "node", np.zeros(2), np.array(["a", "b"]), {"cpu": np.zeros(3)})
+
+
+def test_unpack_takes_a_batch_or_a_list_and_names_anything_else() -> None:
+    builder = BatchBuilder("ebpf:x", "iface", ("packets",))
+    builder.add(1.0, "a/eth0", (3.0,))
+    batch = builder.build()
+    assert [b is batch for b in unpack(batch)] == [True]
+    assert [b is batch for b in unpack([batch, batch])] == [True, True]
+    assert unpack([]) == []
+    with pytest.raises(TelemetryError, match="got dict"):
+        unpack([batch, {"packets": 3}])

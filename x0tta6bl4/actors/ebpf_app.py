@@ -20,7 +20,7 @@ from x0tta6bl4.actors.runtime import RayInfo
 from x0tta6bl4.config import Settings
 from x0tta6bl4.ebpf.agent import AgentConfig
 from x0tta6bl4.errors import ClusterError, X0Error
-from x0tta6bl4.telemetry import TelemetryBatch
+from x0tta6bl4.telemetry import TelemetryBatch, unpack
 
 __all__ = ["EbpfComponent", "EbpfView"]
 
@@ -150,5 +150,4 @@ class EbpfView:
             [a.latest.remote() for a in agents], timeout=self.timeout_s
         )
         refs = [ref for refs in ref_lists for ref in refs]
-        batches: list[TelemetryBatch] = ray.get(refs, timeout=self.timeout_s)
-        return batches
+        return [b for obj in ray.get(refs, timeout=self.timeout_s) for b in unpack(obj)]

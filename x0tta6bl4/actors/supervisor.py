@@ -56,6 +56,7 @@ from x0tta6bl4.mapek.ports import (
     require_link_ends,
 )
 from x0tta6bl4.mesh.topology import Topology, generate
+from x0tta6bl4.telemetry import unpack
 
 __all__ = ["SUPERVISOR_NAME", "ActorMeshPort", "Design", "Supervisor", "spawn_supervisor"]
 
@@ -446,8 +447,9 @@ class Supervisor:
                     batch = ray.get(ref, timeout=_CALL_TIMEOUT_S)
                 except (ray.exceptions.RayError, TimeoutError) as exc:
                     raise TelemetryError(f"a telemetry batch could not be read: {exc}") from exc
-                samples += self.loop.aggregator.add(batch)
-                good += 1
+                for one in unpack(batch):
+                    samples += self.loop.aggregator.add(one)
+                    good += 1
             except TelemetryError as exc:
                 bad += 1
                 log.warning("bad_batch", error=str(exc))
