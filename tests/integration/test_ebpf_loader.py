@@ -118,6 +118,27 @@ def test_counters_match_kernel_statistics(pair: VethPair, loader: Loader) -> Non
     assert grew((pair.ns_b, "xdp", "tcp")) > 8_000_000 // 1500
 
 
+@pytest.mark.parametrize("xdp_mode", ["skb", "drv"])
+def test_tc_ingress_counts_the_same_beside_either_xdp_mode(
+    pair: VethPair, loader: Loader, xdp_mode: str
+) -> None:
+    """After generic XDP the kernel hands TC ingress buffers that start at the network
+    header; TC must still classify them and count the Ethernet header."""
+    loader.attach("xdp", pair.if_b, xdp_mode, netns=pair.ns_b)
+    loader.attach("tc", pair.if_b, netns=pair.ns_b)
+
+    def udp_rows() -> dict[str, tuple[int, int]]:
+        return {
+            c.hook: (c.packets, c.bytes)
+            for _ns, _if, c in loader.read_counters()
+            if (c.l3, c.l4) == ("ipv4", "udp")
+        }
+
+    udp_blast(pair.ns_a, pair.ip_b, 9, 100, size=1000)
+    frame = ETH_HLEN + 20 + 8 + 1000
+    assert udp_rows() == {"xdp": (100, 100 * frame), "tc_ingress": (100, 100 * frame)}
+
+
 def test_native_xdp_takes_jumbo_frames_whole(pair: VethPair, loader: Loader) -> None:
     """The XDP program is frags-aware: a veth peer with a 9000-byte MTU still gets native
     XDP (a single-buffer program is refused above ~3.5 kB), and a frame spanning several

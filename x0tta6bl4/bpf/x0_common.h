@@ -32,31 +32,14 @@ struct x0_counter {
     u64 bytes;
 };
 
-/* Fill key->l3 and key->l4 from the Ethernet frame in [data, data_end).
+/* Fill key->l4 from the IP header at l3 (EtherType proto) in [base, data_end).
  *
- * Returns the length of the Ethernet, IP and TCP/UDP headers when they could
- * all be read, else 0: a GSO/GRO packet repeats them in every segment on the
- * wire (see x0_wire_len).
+ * Returns the length of the headers from base to the end of the TCP/UDP
+ * header when they could all be read, else 0.
  */
-static __always_inline u32 x0_classify(void *data, void *data_end, struct x0_iface_key *key)
+static __always_inline u32 x0_classify_l3(u16 proto, void *l3, void *base, void *data_end,
+                                          struct x0_iface_key *key)
 {
-    struct ethhdr *eth = data;
-    if ((void *)(eth + 1) > data_end) {
-        key->l4 = X0_L4_UNPARSED;
-        return 0;
-    }
-    u16 proto = bpf_ntohs(eth->h_proto);
-    void *l3 = (void *)(eth + 1);
-    if (proto == ETH_P_8021Q || proto == ETH_P_8021AD) {
-        /* One VLAN tag: 2 bytes TCI, then the inner EtherType. */
-        if (l3 + 4 > data_end) {
-            key->l3 = proto;
-            key->l4 = X0_L4_UNPARSED;
-            return 0;
-        }
-        proto = bpf_ntohs(*(u16 *)(l3 + 2));
-        l3 += 4;
-    }
     key->l3 = proto;
     void *l4;
     if (proto == ETH_P_IP) {
@@ -82,11 +65,39 @@ static __always_inline u32 x0_classify(void *data, void *data_end, struct x0_ifa
         /* struct tcphdr: data offset in the high nibble of byte 12 */
         if (l4 + 13 > data_end)
             return 0;
-        return (u32)(l4 - data) + (*(u8 *)(l4 + 12) >> 4) * 4;
+        return (u32)(l4 - base) + (*(u8 *)(l4 + 12) >> 4) * 4;
     }
     if (key->l4 == IPPROTO_UDP)
-        return (u32)(l4 - data) + 8;
+        return (u32)(l4 - base) + 8;
     return 0;
+}
+
+/* Fill key->l3 and key->l4 from the Ethernet frame in [data, data_end).
+ *
+ * Returns the length of the Ethernet, IP and TCP/UDP headers when they could
+ * all be read, else 0: a GSO/GRO packet repeats them in every segment on the
+ * wire.
+ */
+static __always_inline u32 x0_classify(void *data, void *data_end, struct x0_iface_key *key)
+{
+    struct ethhdr *eth = data;
+    if ((void *)(eth + 1) > data_end) {
+        key->l4 = X0_L4_UNPARSED;
+        return 0;
+    }
+    u16 proto = bpf_ntohs(eth->h_proto);
+    void *l3 = (void *)(eth + 1);
+    if (proto == ETH_P_8021Q || proto == ETH_P_8021AD) {
+        /* One VLAN tag: 2 bytes TCI, then the inner EtherType. */
+        if (l3 + 4 > data_end) {
+            key->l3 = proto;
+            key->l4 = X0_L4_UNPARSED;
+            return 0;
+        }
+        proto = bpf_ntohs(*(u16 *)(l3 + 2));
+        l3 += 4;
+    }
+    return x0_classify_l3(proto, l3, data, data_end, key);
 }
 
 /* Add packets and bytes to a counter slot that lookup() found. */
