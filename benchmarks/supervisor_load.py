@@ -2,13 +2,21 @@
 
 Producer actors ``ray.put`` columnar telemetry batches and send the refs to
 the real Supervisor actor at a fixed offered rate (like MeshNode and EbpfAgent
-do every telemetry interval; a producer waits for each ack and backs off when
-batches were dropped).  Meanwhile the driver makes the Supervisor run a
-CPU-heavy torch training step (0.4 s) every second and, at the same time, once
-a blocking "router start" (all-pairs shortest paths of a 1,000-node mesh), all
-through ``Supervisor.run_job``.  The Supervisor samples its own event-loop lag
-with a 5 ms timer task (counting the ticks a stall swallowed, see
+do every telemetry interval, up to 8 acks outstanding; what the Supervisor
+could not queue is counted as dropped).  Meanwhile the driver makes the
+Supervisor run a CPU-heavy torch training step (a fixed 120 optimizer steps,
+~0.4 s of a quiet core) every second and, at the same time, once a blocking
+"router start" (all-pairs shortest paths of a 1,000-node mesh), all through
+``Supervisor.run_job``.  The Supervisor samples its own event-loop lag with a
+5 ms timer task (counting the ticks a stall swallowed, see
 :mod:`x0tta6bl4.mapek.lag`).
+
+Each design first runs the same jobs without telemetry ("alone", after a
+warm-up that imports torch and the twin where the jobs run), then with it:
+training steps per second alone and under load, side by side, show whether
+the training still progresses while the loop stays on time.  CPU seconds of
+the Supervisor, the producers and the training over the loaded window are
+reported too (less disturbed by other load on the host than wall-clock figures).
 
 Two designs in the same run, same code, same load:
 
@@ -24,6 +32,7 @@ import os
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
 import asyncio
+import importlib
 import sys
 import tempfile
 import time
@@ -49,25 +58,33 @@ REFS = 2
 """Batch refs per ``ingest`` message."""
 MAX_INFLIGHT = 8
 """``ingest`` calls a producer may have unanswered."""
+TRAIN_ITERATIONS = 120
+"""Optimizer steps in one training step (~0.4 s of one quiet core)."""
+ROUTER_NODES = 1000
 
 
-def train_step(seconds: float) -> float:
-    """One training round: a small MLP fitted on random data for ``seconds`` of CPU."""
+def train_step(iterations: int) -> float:
+    """One training round: a small MLP fitted on random data for ``iterations`` optimizer
+    steps; returns the CPU seconds it took (its own thread's)."""
     import torch
 
+    cpu = time.thread_time()
     torch.set_num_threads(1)
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(128, 256), torch.nn.ReLU(), torch.nn.Linear(256, 1))
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     x, y = torch.randn(512, 128), torch.randn(512, 1)
-    end = time.process_time() + seconds
-    loss = torch.tensor(0.0)
-    while time.process_time() < end:
+    for _ in range(iterations):
         opt.zero_grad()
-        loss = torch.nn.functional.mse_loss(model(x), y)
-        loss.backward()
+        torch.nn.functional.mse_loss(model(x), y).backward()
         opt.step()
-    return float(loss.detach())
+    return time.thread_time() - cpu
+
+
+def warm_up() -> None:
+    """Import what the jobs use where they run (a long-lived trainer has done so long ago)."""
+    importlib.import_module("torch")
+    importlib.import_module("x0tta6bl4.twin")
 
 
 def router_start(nodes: int) -> int:
@@ -95,6 +112,9 @@ class Producer:
 
     def ready(self) -> bool:
         return True
+
+    def cpu_s(self) -> float:
+        return time.process_time()
 
     async def run(self, seconds: float, period_s: float) -> dict[str, int]:
         """One message every ``period_s`` for ``seconds``, up to 8 acks outstanding."""
@@ -126,20 +146,28 @@ class Producer:
         self.dropped += ack["dropped"]
 
 
-async def drive(supervisor: Any, seconds: float, train_s: float, router_nodes: int) -> int:
-    """Blocking jobs through the Supervisor while producers run: one router start and,
-    at the same time, a training step every second.  Returns the training steps done
-    (the inline design runs them one after the other on its loop)."""
-    end = time.monotonic() + seconds - 1.0
-    router = supervisor.run_job.remote(router_start, router_nodes)
-    steps = 0
+def process_cpu_s(pid: int) -> float:
+    """utime + stime of a process on this machine (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def drive(supervisor: Any, seconds: float) -> dict[str, float]:
+    """Blocking jobs through the Supervisor for ``seconds``: one router start and, at the
+    same time, a training step every second (the inline design runs them one after the
+    other on its loop).  Training steps done, their CPU seconds, and when (seconds from
+    the start) the router start was answered."""
+    start = time.monotonic()
+    end = start + seconds - 1.0
+    router = asyncio.ensure_future(supervisor.run_job.remote(router_start, ROUTER_NODES))
+    steps, cpu_s = 0, 0.0
     while time.monotonic() < end:
         started = time.monotonic()
-        await supervisor.run_job.remote(train_step, train_s)
+        cpu_s += await supervisor.run_job.remote(train_step, TRAIN_ITERATIONS)
         steps += 1
         await asyncio.sleep(max(0.0, 1.0 - (time.monotonic() - started)))
     await router
-    return steps
+    return {"steps": steps, "steps_per_s": steps / seconds, "cpu_s": cpu_s}
 
 
 async def measure(
@@ -155,19 +183,36 @@ async def measure(
     fleet = [Producer.remote(supervisor, ROWS, REFS, seed) for seed in range(producers)]
     period_s = producers * ROWS * REFS * len(METRICS) / offered
     await asyncio.gather(*(p.ready.remote() for p in fleet))  # processes up before timing
+    await asyncio.gather(*(supervisor.run_job.remote(warm_up) for _ in range(2)))
+    alone = await drive(supervisor, seconds)
+    pid = (await supervisor.status.remote())["pid"]
     await supervisor.reset_stats.remote()
-    jobs = asyncio.ensure_future(drive(supervisor, seconds, 0.4, 1000))
+    cpu_before = process_cpu_s(pid), sum(await asyncio.gather(*(p.cpu_s.remote() for p in fleet)))
+    started = time.time()
+    jobs = asyncio.ensure_future(drive(supervisor, seconds))
     results = await asyncio.gather(*(p.run.remote(seconds, period_s) for p in fleet))
     status = await supervisor.status.remote()  # the window the producers ran in
-    results.append(await jobs)
+    cpu_after = process_cpu_s(pid), sum(await asyncio.gather(*(p.cpu_s.remote() for p in fleet)))
+    loaded = await jobs
     for actor in (*fleet, supervisor):
         ray.kill(actor)
-    sent = sum(r["sent"] for r in results[:-1])
-    dropped = sum(r["dropped"] for r in results[:-1])
+    sent = sum(r["sent"] for r in results)
+    dropped = sum(r["dropped"] for r in results)
     console.print(
         f"{design}: {status['ingest']['samples_per_s']:,.0f} samples/s, "
         f"lag p50 {status['loop_lag']['p50_ms']:.2f} ms p99 {status['loop_lag']['p99_ms']:.1f} ms, "
-        f"training steps {results[-1]}, batches sent {sent} dropped {dropped}"
+        f"training {alone['steps_per_s']:.2f} steps/s alone, {loaded['steps_per_s']:.2f} "
+        f"under load, batches sent {sent} dropped {dropped}"
+    )
+    stalls = sorted(status["stalls"], key=lambda s: -s["lag_ms"])[:8]
+    console.print(
+        "  worst stalls (s into the window / lag / process CPU / loop thread on the run queue, "
+        "ms): "
+        + ", ".join(
+            f"{s['at'] - started:.1f}/{s['lag_ms']:.0f}/{s['cpu_ms']:.0f}/"
+            + ("?" if s["runq_ms"] is None else f"{s['runq_ms']:.0f}")
+            for s in stalls
+        )
     )
     return {
         "samples_per_s": status["ingest"]["samples_per_s"],
@@ -177,7 +222,12 @@ async def measure(
         "p99_ms": status["loop_lag"]["p99_ms"],
         "max_ms": status["loop_lag"]["max_ms"],
         "dropped_batches": dropped,
-        "training_steps": results[-1],
+        "training_steps": loaded["steps"],
+        "training_steps_per_s": loaded["steps_per_s"],
+        "training_alone_steps_per_s": alone["steps_per_s"],
+        "training_cpu_s": loaded["cpu_s"],
+        "supervisor_cpu_s": cpu_after[0] - cpu_before[0],
+        "producers_cpu_s": cpu_after[1] - cpu_before[1],
     }
 
 
@@ -206,21 +256,31 @@ def main() -> None:
         "loop_lag.p99_ms": ours["p99_ms"],
         "loop_lag.max_ms": ours["max_ms"],
         "dropped_batches": ours["dropped_batches"],
-        "training_steps": ours["training_steps"],
+        "training.steps": ours["training_steps"],
+        "training.steps_per_s": ours["training_steps_per_s"],
+        "training.alone.steps_per_s": ours["training_alone_steps_per_s"],
+        "training.cpu_s": ours["training_cpu_s"],
+        "cpu.supervisor_s": ours["supervisor_cpu_s"],
+        "cpu.producers_s": ours["producers_cpu_s"],
         "baseline.ingest.samples_per_s": base["samples_per_s"],
         "baseline.ingest.messages_per_s": base["messages_per_s"],
         "baseline.loop_lag.p50_ms": base["p50_ms"],
         "baseline.loop_lag.p99_ms": base["p99_ms"],
         "baseline.dropped_batches": base["dropped_batches"],
-        "baseline.training_steps": base["training_steps"],
+        "baseline.training.steps": base["training_steps"],
+        "baseline.training.steps_per_s": base["training_steps_per_s"],
+        "baseline.training.alone.steps_per_s": base["training_alone_steps_per_s"],
+        "baseline.cpu.supervisor_s": base["supervisor_cpu_s"],
         "ratio.loop_lag_p99": base["p99_ms"] / max(ours["p99_ms"], 1e-6),
         "ratio.ingest_samples": ours["samples_per_s"] / max(base["samples_per_s"], 1e-6),
     }
     notes = {
         "load": f"{producers} producer actors offering {offered:,.0f} samples/s in messages "
         f"of {REFS} refs x {ROWS} rows x {len(METRICS)} metrics, {seconds:g} s per design; "
-        "a training step of 0.4 s CPU every 1 s and, at the same time, one 1,000-node router "
-        "start, all via Supervisor.run_job; loop lag counts the timer ticks a stall swallowed",
+        f"a training step of {TRAIN_ITERATIONS} optimizer steps every 1 s and, at the same "
+        f"time, one {ROUTER_NODES:,}-node router start, all via Supervisor.run_job, first "
+        "without telemetry (training.alone) then with it; loop lag counts the timer ticks a "
+        "stall swallowed; CPU seconds over the loaded window",
         "baseline": "design=inline: the same Supervisor with those jobs called on its event "
         "loop (the earlier version's design)",
         "host": f"{os.cpu_count()} cores shared by the producers, Ray, the jobs and anything "

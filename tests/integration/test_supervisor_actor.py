@@ -3,6 +3,7 @@ and the loop keeps ticking while blocking work runs elsewhere."""
 
 from __future__ import annotations
 
+import os
 import time
 
 import numpy as np
@@ -121,7 +122,7 @@ def test_loop_keeps_ticking_while_training_runs(ray_session, tmp_path, design, r
     try:
         ray.get(sup.reset_stats.remote())
         ticks_before = ray.get(sup.status.remote())["mapek"]["ticks"]
-        job = sup.run_job.remote(train_step, 4.0)  # a torch training loop, 4 s of CPU
+        job = sup.run_job.remote(train_step, 1200)  # a torch training loop, ~4 s of CPU
         time.sleep(2.0)  # the job runs meanwhile; then ask the Supervisor something
         probe = sup.status.remote()
         ready, _ = ray.wait([probe], timeout=3.0 if responsive else 2.0)
@@ -137,5 +138,23 @@ def test_loop_keeps_ticking_while_training_runs(ray_session, tmp_path, design, r
             assert lag["p99_ms"] < 1000, lag
         else:
             assert lag["max_ms"] >= 1000, lag  # the job held the loop for seconds
+    finally:
+        _kill_quietly(sup)
+
+
+def test_offloaded_jobs_reuse_a_runner_process(ray_session, tmp_path) -> None:
+    """What a job imported stays imported: the next job runs in the same process."""
+    name = f"supervisor-jobs-{time.time_ns()}"
+    sup = spawn_supervisor(
+        _settings(tmp_path), namespace="x0tta6bl4-test", topology=ring(4), name=name
+    )
+    try:
+        supervisor_pid = ray.get(sup.status.remote())["pid"]
+        first, second = (ray.get(sup.run_job.remote(os.getpid), timeout=60) for _ in range(2))
+        assert first == second != supervisor_pid
+        # A failing job's error comes back to the caller; the runner keeps serving.
+        with pytest.raises(ZeroDivisionError):
+            ray.get(sup.run_job.remote(divmod, 1, 0), timeout=60)
+        assert ray.get(sup.run_job.remote(os.getpid), timeout=60) == first
     finally:
         _kill_quietly(sup)

@@ -8,7 +8,8 @@ the event loop: one reads queued batches and folds them into the window, one
 runs a MAPE-K tick every ``supervisor.interval_s``, one samples the loop's own
 lag.  Nothing blocking runs on the loop: SQLite on Knowledge's thread, the
 digital twin in the ``twin`` actor, analysis in the ``trainer`` actor, other
-blocking jobs (:meth:`Supervisor.run_job`) in Ray tasks.
+blocking jobs (:meth:`Supervisor.run_job`) in long-lived runner actors
+(:mod:`x0tta6bl4.actors.jobs`).
 
 Ray restarts the actor after a crash (``max_restarts=-1``); the new one
 reopens the same Knowledge file, so incidents, baselines and unfinished
@@ -22,10 +23,8 @@ import contextlib
 import math
 import os
 import sys
-import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
 
 import pandas as pd
@@ -34,6 +33,7 @@ from ray.actor import ActorHandle
 from ray.util.metrics import Counter, Gauge, Histogram
 
 from x0tta6bl4 import loggers
+from x0tta6bl4.actors.jobs import JobPool, renice_process
 from x0tta6bl4.actors.twin import RemoteTwin, spawn_twin
 from x0tta6bl4.config import Settings
 from x0tta6bl4.errors import ClusterError, TelemetryError
@@ -52,6 +52,7 @@ from x0tta6bl4.mapek.loop import MapekLoop
 from x0tta6bl4.mapek.ports import (
     SUPERVISOR_REASON,
     PathObservation,
+    StandingOrders,
     follow_routes,
     require_link_ends,
 )
@@ -64,44 +65,12 @@ log = loggers.supervisor
 
 SUPERVISOR_NAME = "supervisor"
 Design = Literal["offload", "inline"]
-"""Where :meth:`Supervisor.run_job` runs blocking work: ``offload`` (a Ray task in
+"""Where :meth:`Supervisor.run_job` runs blocking work: ``offload`` (a runner actor,
 another process) or ``inline`` (on the event loop: the earlier version's design,
 kept only so the load benchmark can measure it side by side)."""
 _DRAIN_BATCH = 64
 _GIL_SWITCH_S = 0.001
 _CALL_TIMEOUT_S = 5.0
-
-
-JOB_NICENESS = 10
-"""Niceness of the thread that runs an offloaded job: on a busy host the control
-loop, not a training run, gets the CPU first."""
-
-
-def _lower_priority() -> None:
-    with contextlib.suppress(OSError):  # not Linux, or not allowed: normal priority
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), JOB_NICENESS)
-
-
-def _renice_process(niceness: int) -> int | None:
-    """Set every thread of this process (Linux nices per thread; threads started later
-    inherit their creator's) to ``niceness``; returns it, or None where not allowed."""
-    try:
-        for tid in os.listdir("/proc/self/task"):
-            os.setpriority(os.PRIO_PROCESS, int(tid), niceness)
-    except OSError as exc:  # not Linux, or no CAP_SYS_NICE for a negative value
-        log.warning("supervisor_niceness_unchanged", niceness=niceness, error=str(exc))
-        return None
-    return niceness
-
-
-def _call(fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
-    """Run ``fn(*args)`` in a thread of lowered priority (Linux sets niceness per
-    thread), so the worker process itself keeps its priority for later tasks."""
-    with ThreadPoolExecutor(1, "x0-job", initializer=_lower_priority) as pool:
-        return pool.submit(fn, *args).result()
-
-
-_remote_call = ray.remote(max_retries=0)(_call)
 
 
 class _Metrics:
@@ -156,8 +125,7 @@ class ActorMeshPort:
         self.namespace = namespace
         self._handles: dict[str, ActorHandle[Any]] = {}
         self._looked_at = -1e9
-        self._overrides: dict[tuple[str, str], float] = {}
-        """Link costs this Supervisor set: (node, peer) -> cost."""
+        self.standing = StandingOrders()
 
     async def _nodes(self) -> dict[str, ActorHandle[Any]]:
         if time.monotonic() - self._looked_at > _CALL_TIMEOUT_S:
@@ -179,6 +147,7 @@ class ActorMeshPort:
     async def apply(self, action: Action) -> None:
         nodes = await self._nodes()
         if action.kind is ActionKind.ISOLATE_NODE:
+            self.standing.isolated.add(action.target)
             calls = [
                 h.isolate.remote(action.target, SUPERVISOR_REASON)
                 for name, h in nodes.items()
@@ -196,7 +165,7 @@ class ActorMeshPort:
             if not ends:  # the larger of both ends' claims counts: one end is enough
                 raise ClusterError(f"no MeshNode actor at either end of {action.target}")
             for a, b in ends:
-                self._overrides[a, b] = cost
+                self.standing.costs[a, b] = cost
             await self._set_costs(nodes, ends)
         elif action.kind is ActionKind.RESTART_NODE:
             handle = nodes.get(action.target)
@@ -212,19 +181,23 @@ class ActorMeshPort:
     async def _set_costs(
         self, nodes: dict[str, ActorHandle[Any]], ends: Sequence[tuple[str, str]]
     ) -> None:
-        calls = [nodes[a].set_link_cost.remote(b, self._overrides[a, b]) for a, b in ends]
+        calls = [nodes[a].set_link_cost.remote(b, self.standing.costs[a, b]) for a, b in ends]
         await asyncio.wait_for(asyncio.gather(*calls), _CALL_TIMEOUT_S)
 
     async def _reapply(self, snaps: dict[str, Any]) -> None:
-        """Set again the costs a (restarted) MeshNode no longer reports."""
-        lost = [
-            (a, b)
-            for (a, b), cost in self._overrides.items()
-            if a in snaps and snaps[a].overrides.get(b) != cost
-        ]
-        if lost:
-            log.info("link_costs_reapplied", ends=[f"{a}->{b}" for a, b in lost])
-            await self._set_costs(await self._nodes(), lost)
+        """Set again the costs and isolations a (restarted) MeshNode no longer reports."""
+        costs = self.standing.lost_costs(snaps)
+        isolations = self.standing.lost_isolations(snaps)
+        if not costs and not isolations:
+            return
+        nodes = await self._nodes()
+        if costs:
+            log.info("link_costs_reapplied", ends=[f"{a}->{b}" for a, b in costs])
+            await self._set_costs(nodes, costs)
+        if isolations:
+            log.info("isolations_reapplied", at=[f"{a}:{b}" for a, b in isolations])
+            calls = [nodes[a].isolate.remote(b, SUPERVISOR_REASON) for a, b in isolations]
+            await asyncio.wait_for(asyncio.gather(*calls), _CALL_TIMEOUT_S)
 
     async def _snapshots(self) -> dict[str, Any]:
         nodes = await self._nodes()
@@ -279,7 +252,7 @@ class Supervisor:
         # Batches are folded on a worker thread; a 1 ms GIL switch interval (default 5)
         # hands the event loop the interpreter back sooner when it has work.
         sys.setswitchinterval(_GIL_SWITCH_S)
-        self.niceness = _renice_process(settings.supervisor.niceness)
+        self.niceness = renice_process(settings.supervisor.niceness)
         self.settings = settings
         mesh = settings.mesh
         self.topology = (
@@ -288,6 +261,7 @@ class Supervisor:
             else generate(mesh.topology, mesh.nodes, seed=mesh.seed)
         )
         self.design = design
+        self.jobs = JobPool(settings.supervisor.job_runners)
         self.namespace = ray.get_runtime_context().namespace
         self.queue: TelemetryQueue[ray.ObjectRef[Any]] = TelemetryQueue(
             settings.supervisor.max_queued_batches
@@ -379,7 +353,7 @@ class Supervisor:
         """Run blocking work (a training run, a router start) per :data:`Design`."""
         if self.design == "inline":
             return fn(*args)
-        return await _remote_call.remote(fn, args)
+        return await self.jobs.run(fn, *args)
 
     async def status(self) -> dict[str, Any]:
         elapsed = max(1e-9, time.monotonic() - self._since)
@@ -401,6 +375,7 @@ class Supervisor:
                 "seconds": elapsed,
             },
             "loop_lag": lag,
+            "stalls": [stall._asdict() for stall in self.lag.stalls],
             "mapek": self.loop.summary() if self.loop else {},
             "knowledge": await self.knowledge.call(lambda k: k.counts()),
         }
@@ -417,6 +392,7 @@ class Supervisor:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        self.jobs.stop()
         await self.knowledge.close()
 
     # --- background tasks ------------------------------------------------------------

@@ -10,17 +10,47 @@ records the timers that should have fired during the stall, each with the
 lag it would have seen (``lag - k * interval_s``, the coordinated-omission
 correction of HdrHistogram): the percentiles are over time, i.e. the lag a
 message arriving at a random moment meets.
+
+Wake-ups later than ``stall_s`` are also kept as :class:`Stall` records: when,
+how late, how much CPU the process used meanwhile, and (Linux) how long the
+loop's thread sat runnable waiting for a CPU.  A stall spent on the run queue
+is the OS not running the process; one with the process busy is something in
+it holding the loop (a callback, GC, the GIL); one with neither is the loop
+thread blocked (a lock, a system call).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import time
 from collections import deque
+from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["LagProbe"]
+__all__ = ["LagProbe", "Stall"]
+
+
+class Stall(NamedTuple):
+    """One wake-up later than the probe's ``stall_s``."""
+
+    at: float
+    """Wall-clock time (``time.time()``) of the late wake-up."""
+    lag_ms: float
+    cpu_ms: float
+    """CPU time the whole process used between the timer's start and the wake-up."""
+    runq_ms: float | None
+    """Time the loop's thread waited for a CPU meanwhile (None where not known)."""
+
+
+def _runq_s(fd: int | None) -> float | None:
+    """Seconds the thread whose ``schedstat`` is open at ``fd`` has waited for a CPU."""
+    if fd is not None:
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            return int(os.pread(fd, 64, 0).split()[1]) / 1e9
+    return None
 
 
 class LagProbe:
@@ -29,19 +59,42 @@ class LagProbe:
     Args:
         interval_s: the timer period.
         keep: samples kept (the newest); 10,000 at 5 ms is the last ~50 s.
+        stall_s: wake-ups at least this late are also kept as :class:`Stall` (newest 100).
     """
 
-    def __init__(self, interval_s: float = 0.005, keep: int = 10_000) -> None:
+    def __init__(
+        self, interval_s: float = 0.005, keep: int = 10_000, stall_s: float = 0.010
+    ) -> None:
         self.interval_s = interval_s
+        self.stall_s = stall_s
         self.samples: deque[float] = deque(maxlen=keep)
+        self.stalls: deque[Stall] = deque(maxlen=100)
 
     async def run(self) -> None:
         """Sample until cancelled."""
-        clock = time.perf_counter
-        while True:
-            asked = clock()
-            await asyncio.sleep(self.interval_s)
-            self.record(clock() - asked - self.interval_s)
+        clock, cpu = time.perf_counter, time.process_time
+        fd = None
+        with contextlib.suppress(OSError):  # not Linux: stalls without run-queue times
+            fd = os.open("/proc/thread-self/schedstat", os.O_RDONLY)
+        try:
+            cpu_then, runq_then = cpu(), _runq_s(fd)
+            while True:
+                asked = clock()
+                await asyncio.sleep(self.interval_s)
+                lag_s = clock() - asked - self.interval_s
+                self.record(lag_s)
+                cpu_now, runq_now = cpu(), _runq_s(fd)
+                if lag_s >= self.stall_s:
+                    waited = None
+                    if runq_now is not None and runq_then is not None:
+                        waited = (runq_now - runq_then) * 1e3
+                    self.stalls.append(
+                        Stall(time.time(), lag_s * 1e3, (cpu_now - cpu_then) * 1e3, waited)
+                    )
+                cpu_then, runq_then = cpu_now, runq_now
+        finally:
+            if fd is not None:
+                os.close(fd)
 
     def record(self, lag_s: float) -> None:
         """One wake-up ``lag_s`` late, and the timers the stall swallowed."""
@@ -53,6 +106,7 @@ class LagProbe:
 
     def reset(self) -> None:
         self.samples.clear()
+        self.stalls.clear()
 
     def summary(self) -> dict[str, float]:
         """``p50_ms``, ``p99_ms``, ``max_ms`` and the sample count."""

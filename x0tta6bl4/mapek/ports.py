@@ -4,14 +4,16 @@
 Supervisor actor implements it over the MeshNode actors; :class:`SimMeshPort`
 over a :class:`~x0tta6bl4.mesh.sim.SimBackend` (tests, the twin benchmark).
 Every ``apply`` is idempotent: a call that failed may still have taken
-effect, so the loop may repeat it.
+effect, so the loop may repeat it.  A restarted node forgets what the
+Supervisor set on it (link costs, isolations); both ports keep those as
+:class:`StandingOrders` and set the missing ones again every tick.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
@@ -20,6 +22,7 @@ from x0tta6bl4.errors import MeshError
 from x0tta6bl4.mapek._types import Action, ActionKind, link_ends
 from x0tta6bl4.mesh.ports import Fault, FaultKind, Route
 from x0tta6bl4.mesh.sim import START_WALL, SimBackend
+from x0tta6bl4.mesh.stats import NodeSnapshot
 from x0tta6bl4.mesh.topology import Topology, link_key
 from x0tta6bl4.telemetry import BatchBuilder, TelemetryBatch
 
@@ -28,6 +31,7 @@ __all__ = [
     "MeshPort",
     "PathObservation",
     "SimMeshPort",
+    "StandingOrders",
     "follow_routes",
     "require_link_ends",
 ]
@@ -46,6 +50,34 @@ class PathObservation:
     path: tuple[str, ...]
 
 
+@dataclass
+class StandingOrders:
+    """What the Supervisor set on the mesh and keeps set: a restarted node (Ray restarts
+    a crashed MeshNode actor) comes back without its link-cost overrides and isolations."""
+
+    costs: dict[tuple[str, str], float] = field(default_factory=dict)
+    """(node, peer) -> the cost this Supervisor set on ``node``'s link to ``peer``."""
+    isolated: set[str] = field(default_factory=set)
+    """Nodes this Supervisor isolated: every other node refuses them as transit."""
+
+    def lost_costs(self, snaps: Mapping[str, NodeSnapshot]) -> list[tuple[str, str]]:
+        """(node, peer) whose cost the node, reporting in ``snaps``, no longer has."""
+        return [
+            (a, b)
+            for (a, b), cost in self.costs.items()
+            if a in snaps and snaps[a].overrides.get(b) != cost
+        ]
+
+    def lost_isolations(self, snaps: Mapping[str, NodeSnapshot]) -> list[tuple[str, str]]:
+        """(node, isolated node) where the node, reporting in ``snaps``, no longer refuses it."""
+        return [
+            (name, target)
+            for target in sorted(self.isolated)
+            for name, snap in snaps.items()
+            if name != target and SUPERVISOR_REASON not in snap.flagged.get(target, ())
+        ]
+
+
 class MeshPort(Protocol):
     supports: frozenset[ActionKind]
 
@@ -54,7 +86,8 @@ class MeshPort(Protocol):
         ...
 
     async def flagged(self) -> dict[str, set[str]]:
-        """Nodes suspected Byzantine by the mesh itself: node -> nodes that flag it."""
+        """Nodes suspected Byzantine by the mesh itself: node -> nodes that flag it.
+        Called once a tick; also sets again the standing orders a node lost."""
         ...
 
     async def observe(self, pairs: Sequence[tuple[str, str]]) -> list[PathObservation]:
@@ -113,6 +146,7 @@ class SimMeshPort:
     def __init__(self, sim: SimBackend) -> None:
         self.sim = sim
         self.applied: list[Action] = []
+        self.standing = StandingOrders()
 
     @property
     def _topology(self) -> Topology:
@@ -127,9 +161,11 @@ class SimMeshPort:
             drain = action.kind is ActionKind.ROUTE_AROUND_LINK
             cost = math.inf if drain else link.cost * action.factor
             for a, b in (link.ends, link.ends[::-1]):
+                self.standing.costs[a, b] = cost
                 if a in nodes and a not in self.sim.crashed:
                     self.sim.set_link_cost(a, b, cost)
         elif action.kind is ActionKind.ISOLATE_NODE:
+            self.standing.isolated.add(action.target)
             for name, logic in nodes.items():
                 if name != action.target:
                     logic.isolate(action.target, SUPERVISOR_REASON)
@@ -141,11 +177,18 @@ class SimMeshPort:
         self.applied.append(action)
 
     async def flagged(self) -> dict[str, set[str]]:
+        snaps = {
+            name: logic.snapshot()
+            for name, logic in self.sim.nodes.items()
+            if name not in self.sim.crashed
+        }
+        for a, b in self.standing.lost_costs(snaps):
+            self.sim.set_link_cost(a, b, self.standing.costs[a, b])
+        for name, target in self.standing.lost_isolations(snaps):
+            self.sim.nodes[name].isolate(target, SUPERVISOR_REASON)
         out: dict[str, set[str]] = {}
-        for name, logic in self.sim.nodes.items():
-            if name in self.sim.crashed:
-                continue
-            for suspect, reasons in logic.snapshot().flagged.items():
+        for name, snap in snaps.items():
+            for suspect, reasons in snap.flagged.items():
                 if reasons != [SUPERVISOR_REASON] and suspect != name:
                     out.setdefault(suspect, set()).add(name)
         return out
