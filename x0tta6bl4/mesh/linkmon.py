@@ -122,8 +122,8 @@ class LinkMonitor:
             gap = min(seq - self.last_seq - 1, MAX_GAP_LOSSES)
             # Intervals already counted as missed by tick() are part of the gap.
             gap -= min(gap, self._missed_counted)
-            for _ in range(max(0, gap)):
-                self.dr *= 1 - w
+            if gap > 0:
+                self.dr *= (1 - w) ** gap
             self.dr = self.dr * (1 - w) + w
         else:
             self.dr = 1.0
@@ -135,15 +135,15 @@ class LinkMonitor:
             # echo_seq 0: the neighbour has no measurement of us yet (a new incarnation),
             # which is not the same as having lost everything.
             self.df = min(1.0, max(0.0, rx_ratio))
-        self._echo_fresh = False
-        for sent_seq, sent_at in self._sent:
-            if sent_seq == echo_seq:
-                sample = max(0.0, now - sent_at - echo_delay_s)
-                self.rtt_s = sample if self.rtt_s is None else self.rtt_s * (1 - w) + sample * w
-                self._echo_fresh = True
-                self._echoed_sent_at = sent_at
-                break
+        # Our sequence numbers are consecutive, so the echoed hello's slot is computed.
+        sent = self._sent
+        i = echo_seq - (self.next_seq - len(sent))
+        self._echo_fresh = 0 <= i < len(sent) and sent[i][0] == echo_seq
         if self._echo_fresh:
+            sent_at = sent[i][1]
+            sample = max(0.0, now - sent_at - echo_delay_s)
+            self.rtt_s = sample if self.rtt_s is None else self.rtt_s * (1 - w) + sample * w
+            self._echoed_sent_at = sent_at
             self.good_in_row += 1
         else:
             self.good_in_row = 0
@@ -188,8 +188,7 @@ class LinkMonitor:
         missed = self.missed(now)
         if missed > self._missed_counted:
             w = self.params.ewma_weight
-            for _ in range(min(missed - self._missed_counted, MAX_GAP_LOSSES)):
-                self.dr *= 1 - w
+            self.dr *= (1 - w) ** min(missed - self._missed_counted, MAX_GAP_LOSSES)
             self._missed_counted = missed
             self.good_in_row = 0
         if self.state != LinkState.DOWN and (

@@ -35,8 +35,11 @@ from x0tta6bl4.errors import ConfigError, DependencyError, SecurityError
 from x0tta6bl4.mesh.linkauth import LinkAuth
 from x0tta6bl4.mesh.wire import (
     ED25519_SIG_BYTES,
+    F_ED25519,
+    F_KEY_SHARE,
+    F_MAC,
+    F_MLDSA,
     MLDSA44_SIG_BYTES,
-    Flags,
     Hello,
     Message,
     encode,
@@ -332,10 +335,10 @@ class SecureCodec:
         self.max_message_bytes = max_message_bytes
         self.replay_window_s = replay_window_s
         self.wall = wall
-        self._flags = Flags.NONE
+        self._flags = 0
         self.links: LinkAuth | None = None
         if self.byzantine and key is not None:
-            self._flags = Flags.SIG_ED25519 | (Flags.SIG_MLDSA if self.pqc else Flags.NONE)
+            self._flags = F_ED25519 | (F_MLDSA if self.pqc else 0)
             if hello_macs:
                 self.links = LinkAuth(key.name)
 
@@ -363,11 +366,11 @@ class SecureCodec:
         if isinstance(message, Hello) and self.links is not None:
             key = self.links.sending_key(message.dest)
             if key is not None:
-                body = encode(message, Flags.MAC)
+                body = encode(message, F_MAC)
                 return body + self.links.tag(key, body)
             share, knows = self.links.handshake(message.dest)
             message = replace(message, key_share=share, knows=knows)
-            flags |= Flags.KEY_SHARE
+            flags |= F_KEY_SHARE
         body = encode(message, flags)
         sig = self.key.ed25519.sign(body)
         if self.pqc:
@@ -393,13 +396,12 @@ class SecureCodec:
         message = parsed.message
         if not self.byzantine:
             return message
-        if parsed.flags & Flags.MAC:
+        flags = parsed.flags
+        if flags & F_MAC:
             self._check_mac(message, parsed.signed, parsed.trailer)
             self._check_time(message)
             return message
-        if not parsed.flags & Flags.SIG_ED25519 or (
-            self.pqc and not parsed.flags & Flags.SIG_MLDSA
-        ):
+        if not flags & F_ED25519 or (self.pqc and not flags & F_MLDSA):
             raise SecurityError(
                 f"unsigned {type(message).__name__} from {message.origin}", reason="unsigned"
             )
@@ -413,7 +415,7 @@ class SecureCodec:
         ed, pq = verifiers
         try:
             ed.verify(parsed.trailer[:ED25519_SIG_BYTES], parsed.signed)
-            if parsed.flags & Flags.SIG_MLDSA:
+            if flags & F_MLDSA:
                 if pq is None:
                     raise InvalidSignature
                 pq.verify(parsed.trailer[ED25519_SIG_BYTES:], parsed.signed)

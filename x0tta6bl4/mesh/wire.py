@@ -31,6 +31,10 @@ __all__ = [
     "MAC_BYTES",
     "MAGIC",
     "SHARE_BYTES",
+    "F_ED25519",
+    "F_KEY_SHARE",
+    "F_MAC",
+    "F_MLDSA",
     "VERSION",
     "Flags",
     "Hello",
@@ -60,12 +64,15 @@ MLDSA44_SIG_BYTES = 2420
 MAC_BYTES = 16
 SHARE_BYTES = 32
 KEY_ID_BYTES = 8
-_HELLO_ONLY = 12  # KEY_SHARE | MAC
+
 
 
 class MsgType(IntEnum):
     HELLO = 1
     LSA = 2
+
+
+_T_HELLO, _T_LSA = int(MsgType.HELLO), int(MsgType.LSA)
 
 
 class Flags(IntFlag):
@@ -76,6 +83,14 @@ class Flags(IntFlag):
     """A HELLO carrying the sender's link key share (signed: a handshake)."""
     MAC = 8
     """A HELLO authenticated with the link's symmetric key instead of signatures."""
+
+
+# The flag bits as plain ints: the hot path (every hello) tests bits, and IntFlag
+# arithmetic builds a new enum member per operation.
+F_ED25519, F_MLDSA, F_KEY_SHARE, F_MAC = 1, 2, 4, 8
+_F_ALL = F_ED25519 | F_MLDSA | F_KEY_SHARE | F_MAC
+_F_HELLO_ONLY = F_KEY_SHARE | F_MAC
+assert _F_ALL == int(Flags.SIG_ED25519 | Flags.SIG_MLDSA | Flags.KEY_SHARE | Flags.MAC)
 
 
 @dataclass(frozen=True)
@@ -116,7 +131,8 @@ class Parsed:
     """A datagram split into its message, flags, signed bytes and signature trailer."""
 
     message: Message
-    flags: Flags
+    flags: int
+    """:class:`Flags` bits (a plain int)."""
     signed: bytes
     trailer: bytes
 
@@ -132,19 +148,18 @@ def _name(value: str) -> bytes:
     return bytes((len(raw),)) + raw
 
 
-def encode(message: Message, flags: Flags = Flags.NONE) -> bytes:
+def encode(message: Message, flags: int = 0) -> bytes:
     """The signed part of a datagram (append signatures for the set ``flags``)."""
-    kind = MsgType.HELLO if isinstance(message, Hello) else MsgType.LSA
-    parts = [
-        _HEADER.pack(MAGIC, VERSION, kind, flags, message.seq, message.ts),
-        _name(message.origin),
-    ]
     if isinstance(message, Hello):
-        parts.append(_name(message.dest))
         delay_us = min(int(message.echo_delay_s * 1e6), 0xFFFFFFFF)
         ratio = round(min(1.0, max(0.0, message.rx_ratio)) * 0xFFFF)
-        parts.append(_HELLO.pack(message.echo_seq, delay_us, ratio))
-        if flags & Flags.KEY_SHARE:
+        parts = [
+            _HEADER.pack(MAGIC, VERSION, _T_HELLO, flags, message.seq, message.ts),
+            _name(message.origin),
+            _name(message.dest),
+            _HELLO.pack(message.echo_seq, delay_us, ratio),
+        ]
+        if flags & F_KEY_SHARE:
             if len(message.key_share) != SHARE_BYTES or len(message.knows) != KEY_ID_BYTES:
                 raise _malformed("a key share needs 32 bytes and a key id 8")
             parts.append(message.key_share + message.knows)
@@ -154,7 +169,11 @@ def encode(message: Message, flags: Flags = Flags.NONE) -> bytes:
                 f"LSA of {message.origin} lists {len(message.links)} links (limit {MAX_LSA_LINKS})",
                 reason="malformed",
             )
-        parts.append(_COUNT.pack(len(message.links)))
+        parts = [
+            _HEADER.pack(MAGIC, VERSION, _T_LSA, flags, message.seq, message.ts),
+            _name(message.origin),
+            _COUNT.pack(len(message.links)),
+        ]
         for neighbor, cost in message.links:
             parts.append(_name(neighbor))
             parts.append(_COST.pack(min(round(cost * COST_SCALE), 0xFFFFFFFF)))
@@ -216,20 +235,20 @@ def parse(data: bytes) -> Parsed:
             fix="run the same x0tta6bl4 version on every node",
             reason="malformed",
         )
-    if raw_flags & ~int(Flags.SIG_ED25519 | Flags.SIG_MLDSA | Flags.KEY_SHARE | Flags.MAC):
-        raise _malformed(f"unknown flags {raw_flags:#x}")
-    flags = Flags(raw_flags)
-    if flags & _HELLO_ONLY and kind != MsgType.HELLO:
+    flags = raw_flags
+    if flags & ~_F_ALL:
+        raise _malformed(f"unknown flags {flags:#x}")
+    if flags & _F_HELLO_ONLY and kind != _T_HELLO:
         raise _malformed("key shares and MACs belong to hellos")
-    if flags & Flags.MAC and flags & ~Flags.MAC:
+    if flags & F_MAC and flags != F_MAC:
         raise _malformed("a MAC'd hello carries no signatures or key share")
     origin, pos = _name_at(data, _HEADER.size)
     message: Message
-    if kind == MsgType.HELLO:
+    if kind == _T_HELLO:
         dest, pos = _name_at(data, pos)
         (echo_seq, delay_us, ratio), pos = _unpack_at(_HELLO, data, pos)
         share = knows = b""
-        if flags & Flags.KEY_SHARE:
+        if flags & F_KEY_SHARE:
             end = pos + SHARE_BYTES + KEY_ID_BYTES
             if end > len(data):
                 raise _malformed("truncated")
@@ -238,7 +257,7 @@ def parse(data: bytes) -> Parsed:
         message = Hello(
             origin, seq, ts, dest, echo_seq, delay_us / 1e6, ratio / 0xFFFF, share, knows
         )
-    elif kind == MsgType.LSA:
+    elif kind == _T_LSA:
         (count,), pos = _unpack_at(_COUNT, data, pos)
         if count > MAX_LSA_LINKS:
             raise _malformed(f"LSA lists {count} links")
@@ -251,9 +270,9 @@ def parse(data: bytes) -> Parsed:
     else:
         raise _malformed(f"unknown message type {kind}")
     expected = (
-        (ED25519_SIG_BYTES if flags & Flags.SIG_ED25519 else 0)
-        + (MLDSA44_SIG_BYTES if flags & Flags.SIG_MLDSA else 0)
-        + (MAC_BYTES if flags & Flags.MAC else 0)
+        (ED25519_SIG_BYTES if flags & F_ED25519 else 0)
+        + (MLDSA44_SIG_BYTES if flags & F_MLDSA else 0)
+        + (MAC_BYTES if flags & F_MAC else 0)
     )
     if len(data) - pos != expected:
         raise _malformed(f"{len(data) - pos} trailing bytes where the flags announce {expected}")
