@@ -27,14 +27,14 @@ from enum import IntEnum, IntFlag
 from x0tta6bl4.errors import SecurityError
 
 __all__ = [
-    "KEY_ID_BYTES",
-    "MAC_BYTES",
-    "MAGIC",
-    "SHARE_BYTES",
     "F_ED25519",
     "F_KEY_SHARE",
     "F_MAC",
     "F_MLDSA",
+    "KEY_ID_BYTES",
+    "MAC_BYTES",
+    "MAGIC",
+    "SHARE_BYTES",
     "VERSION",
     "Flags",
     "Hello",
@@ -66,7 +66,6 @@ SHARE_BYTES = 32
 KEY_ID_BYTES = 8
 
 
-
 class MsgType(IntEnum):
     HELLO = 1
     LSA = 2
@@ -90,7 +89,7 @@ class Flags(IntFlag):
 F_ED25519, F_MLDSA, F_KEY_SHARE, F_MAC = 1, 2, 4, 8
 _F_ALL = F_ED25519 | F_MLDSA | F_KEY_SHARE | F_MAC
 _F_HELLO_ONLY = F_KEY_SHARE | F_MAC
-assert _F_ALL == int(Flags.SIG_ED25519 | Flags.SIG_MLDSA | Flags.KEY_SHARE | Flags.MAC)
+assert int(Flags.SIG_ED25519 | Flags.SIG_MLDSA | Flags.KEY_SHARE | Flags.MAC) == _F_ALL
 
 
 @dataclass(frozen=True)
