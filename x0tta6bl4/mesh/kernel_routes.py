@@ -182,6 +182,9 @@ class KernelRouteSink:
         self.errors = 0
         self.last_error: str | None = None
         self._failing: set[str] = set()
+        self._suspect = True
+        """Whether the kernel may differ from the wanted state: set by our own writes,
+        failed writes and :meth:`suspect`; cleared by a comparison."""
 
     # --- RouteSink -----------------------------------------------------------------
 
@@ -226,6 +229,8 @@ class KernelRouteSink:
                 self._wanted[route.dest] = route
             for dest in remove:
                 self._wanted.pop(dest, None)
+            if ops:
+                self._suspect = True
         if ops:
             self.worker.submit(lambda ipr: self._write(ipr, ops))
 
@@ -246,17 +251,33 @@ class KernelRouteSink:
             except MeshError as exc:
                 self.errors += 1
                 self.last_error = str(exc)
+                self._suspect = True
                 if dest not in self._failing:
                     log.warning("route_write_failed", dest=dest, error=exc.message)
                 self._failing.add(dest)
 
+    def suspect(self) -> None:
+        """Something outside our writes may have changed the routes (a link went down,
+        and the kernel dropped the routes through it): compare at the next resync."""
+        self._suspect = True
+
+    @property
+    def suspected(self) -> bool:
+        """Whether a resync now could find drift (see :meth:`resync`)."""
+        return self._suspect
+
     def resync(self) -> Future[int]:
-        """Make the kernel match what the logic wants; the future gives the fixes made."""
+        """Make the kernel match what the logic wants; the future gives the fixes made.
+
+        A route dump costs milliseconds of pyroute2 parsing, so callers compare when
+        :attr:`suspected` and only now and then otherwise (an audit)."""
         return self.worker.submit(self._resync)
 
     def _resync(self, ipr: IPRoute) -> int:
+        with self._lock:
+            self._suspect = False
+            wanted = dict(self._wanted)
         have = self.kernel.read(ipr)
-        wanted = self.installed()
         ops: list[tuple[str, str, NextHop | None]] = []
         for dest, route in wanted.items():
             addr, hop = self.destinations[dest], self.nexthops[route.next_hop]

@@ -291,15 +291,21 @@ def set_realtime_process(priority: int) -> int:
         return 0
     param = os.sched_param(min(priority, 99))
     changed = 0
-    for entry in Path("/proc/self/task").iterdir():
-        tid = int(entry.name)
+    tids = {int(name) for name in os.listdir("/proc/self/task")}
+    _realtime_tids.intersection_update(tids)  # forget threads gone (their ids get reused)
+    for tid in tids - _realtime_tids:  # a Ray worker has dozens: look at new ones only
         try:
             if os.sched_getscheduler(tid) != os.SCHED_RR:
                 os.sched_setscheduler(tid, os.SCHED_RR, param)
                 changed += 1
+            _realtime_tids.add(tid)
         except (PermissionError, ProcessLookupError):
             continue
     return changed
+
+
+_realtime_tids: set[int] = set()
+"""Threads of this process already switched by :func:`set_realtime_process`."""
 
 
 _STOP = object()
