@@ -1,6 +1,7 @@
 """The Supervisor under telemetry load while training runs: ingest rate and loop lag.
 
-Producer actors ``ray.put`` columnar telemetry batches and send the refs to
+Producer actors ``ray.put`` columnar telemetry batches (two per object, as one
+telemetry interval of a MeshNode or an eBPF agent) and send the refs to
 the real Supervisor actor at a fixed offered rate (like MeshNode and EbpfAgent
 do every telemetry interval, up to 8 acks outstanding; what the Supervisor
 could not queue is counted as dropped).  Meanwhile the driver makes the
@@ -54,8 +55,9 @@ from x0tta6bl4.telemetry import TelemetryBatch
 METRICS = ("up", "rtt_ms", "loss", "etx", "df", "dr")
 ROWS = 256
 """Rows (interfaces or links) per batch."""
-REFS = 2
-"""Batch refs per ``ingest`` message."""
+BATCHES = 2
+"""Batches per ``ingest`` message, put as one object (a list), as a MeshNode or an eBPF
+agent ships one telemetry interval."""
 MAX_INFLIGHT = 8
 """``ingest`` calls a producer may have unanswered."""
 TRAIN_ITERATIONS = 120
@@ -82,9 +84,10 @@ def train_step(iterations: int) -> float:
 
 
 def warm_up() -> None:
-    """Import what the jobs use where they run (a long-lived trainer has done so long ago)."""
-    importlib.import_module("torch")
+    """Import what the jobs use where they run and train a little (a long-lived trainer
+    has done so long ago)."""
     importlib.import_module("x0tta6bl4.twin")
+    train_step(5)
 
 
 def router_start(nodes: int) -> int:
@@ -102,11 +105,12 @@ class Producer:
     """Sends telemetry batch refs to the Supervisor at a fixed rate (as a MeshNode does,
     without waiting for one ack before the next message)."""
 
-    def __init__(self, supervisor: Any, rows: int, refs_per_message: int, seed: int) -> None:
+    def __init__(self, supervisor: Any, rows: int, batches: int, seed: int) -> None:
         self.supervisor = supervisor
-        self.refs_per_message = refs_per_message
         rng = np.random.default_rng(seed)
-        self.entities = np.asarray([f"p{seed}-if{i}" for i in range(rows)])
+        self.entities = [
+            np.asarray([f"p{seed}-b{b}-if{i}" for i in range(rows)]) for b in range(batches)
+        ]
         self.values = {m: rng.random(rows) for m in METRICS}
         self.sent = self.dropped = self.messages = 0
 
@@ -127,23 +131,21 @@ class Producer:
             due += period_s
             if len(pending) >= MAX_INFLIGHT:
                 self._count(await pending.pop(0))
-            batch = TelemetryBatch(
-                f"bench:{id(self)}",
-                "iface",
-                np.full(len(self.entities), time.time()),
-                self.entities,
-                self.values,
-            )
-            refs = [ray.put(batch) for _ in range(self.refs_per_message)]
-            pending.append(self.supervisor.ingest.remote(refs))
+            now = time.time()
+            batches = [
+                TelemetryBatch(f"bench:{id(self)}", "iface", np.full(len(e), now), e, self.values)
+                for e in self.entities
+            ]
+            pending.append(self.supervisor.ingest.remote([ray.put(batches)]))
         for ack in await asyncio.gather(*pending):
             self._count(ack)
         return {"sent": self.sent, "dropped": self.dropped, "messages": self.messages}
 
     def _count(self, ack: dict[str, int]) -> None:
+        """Acks count refs; each ref holds ``BATCHES`` batches."""
         self.messages += 1
-        self.sent += ack["accepted"]
-        self.dropped += ack["dropped"]
+        self.sent += ack["accepted"] * len(self.entities)
+        self.dropped += ack["dropped"] * len(self.entities)
 
 
 def process_cpu_s(pid: int) -> float:
@@ -155,8 +157,7 @@ def process_cpu_s(pid: int) -> float:
 async def drive(supervisor: Any, seconds: float) -> dict[str, float]:
     """Blocking jobs through the Supervisor for ``seconds``: one router start and, at the
     same time, a training step every second (the inline design runs them one after the
-    other on its loop).  Training steps done, their CPU seconds, and when (seconds from
-    the start) the router start was answered."""
+    other on its loop).  Training steps done, per second, and their CPU seconds."""
     start = time.monotonic()
     end = start + seconds - 1.0
     router = asyncio.ensure_future(supervisor.run_job.remote(router_start, ROUTER_NODES))
@@ -180,8 +181,8 @@ async def measure(
         design=design,  # type: ignore[arg-type]
         name=f"supervisor-{design}",
     )
-    fleet = [Producer.remote(supervisor, ROWS, REFS, seed) for seed in range(producers)]
-    period_s = producers * ROWS * REFS * len(METRICS) / offered
+    fleet = [Producer.remote(supervisor, ROWS, BATCHES, seed) for seed in range(producers)]
+    period_s = producers * ROWS * BATCHES * len(METRICS) / offered
     await asyncio.gather(*(p.ready.remote() for p in fleet))  # processes up before timing
     await asyncio.gather(*(supervisor.run_job.remote(warm_up) for _ in range(2)))
     alone = await drive(supervisor, seconds)
@@ -276,7 +277,8 @@ def main() -> None:
     }
     notes = {
         "load": f"{producers} producer actors offering {offered:,.0f} samples/s in messages "
-        f"of {REFS} refs x {ROWS} rows x {len(METRICS)} metrics, {seconds:g} s per design; "
+        f"of one object of {BATCHES} batches x {ROWS} rows x {len(METRICS)} metrics, "
+        f"{seconds:g} s per design; "
         f"a training step of {TRAIN_ITERATIONS} optimizer steps every 1 s and, at the same "
         f"time, one {ROUTER_NODES:,}-node router start, all via Supervisor.run_job, first "
         "without telemetry (training.alone) then with it; loop lag counts the timer ticks a "
