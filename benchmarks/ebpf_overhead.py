@@ -1,6 +1,8 @@
 """What the eBPF programs and the agent cost, and how exact their counters are.
 
-Two namespaces joined by a veth pair; iperf3 TCP from one to the other.
+Two namespaces joined by a veth pair; iperf3 TCP from one to the other, then
+unthrottled UDP datagrams (each a frame, so the programs' per-packet cost is
+not hidden by GSO) as a second traffic pattern.
 Throughput runs alternate, in one process and one run, between no programs
 (baseline) and every program attached on both ends (XDP in the mode ``auto``
 obtains, TC ingress and egress, both tracepoints), several repeats each; the
@@ -58,10 +60,11 @@ XDP_ATTACHED = {"drv": 1, "skb": 2, "hw": 3}
 
 
 def iperf(pair: VethPair, seconds: float, udp_mbit: int | None = None) -> float:
-    """Gbit/s received by the server in one iperf3 run from ns_a to ns_b."""
+    """Gbit/s received by the server in one iperf3 run from ns_a to ns_b (TCP, or UDP at
+    ``udp_mbit``)."""
     argv = ["iperf3", "-c", pair.ip_b, "-t", f"{seconds:g}", "-J"]
-    if udp_mbit is not None:
-        argv += ["-u", "-b", f"{udp_mbit}M"]
+    if udp_mbit is not None:  # 0: as fast as the sender can
+        argv += ["-u", "-b", f"{udp_mbit}M", "-l", "1400"]
     out = json.loads(sh(*argv, ns=pair.ns_a))
     end = out["end"]
     total = end["sum_received"] if "sum_received" in end else end["sum"]
@@ -140,9 +143,10 @@ CONFIGS: dict[str, tuple[str | None, bool, bool]] = {
 
 
 def throughput(
-    programs: Programs, pair: VethPair, repeats: int, seconds: float
+    programs: Programs, pair: VethPair, repeats: int, seconds: float, udp: bool = False
 ) -> dict[str, list[float]]:
-    """Run every configuration ``repeats`` times, in a shuffled order; Gbit/s of every run."""
+    """Run every configuration ``repeats`` times, in a shuffled order; Gbit/s of every run
+    (iperf3 TCP, or with ``udp`` unthrottled 1,400-byte UDP datagrams)."""
     runs: dict[str, list[float]] = {name: [] for name in CONFIGS}
     order = list(CONFIGS)
     shuffle = random.Random(7)
@@ -150,11 +154,34 @@ def throughput(
         shuffle.shuffle(order)  # no configuration always runs first or after the same one
         for name in order:
             programs.set(*CONFIGS[name])
-            gbps = iperf(pair, seconds)
+            gbps = iperf(pair, seconds, 0 if udp else None)
             runs[name].append(gbps)
-            console.print(f"  repeat {i + 1}/{repeats} {name:<18} {gbps:6.2f} Gbit/s")
+            kind = "udp" if udp else "tcp"
+            console.print(f"  {kind} repeat {i + 1}/{repeats} {name:<18} {gbps:6.2f} Gbit/s")
     programs.clear()
     return runs
+
+
+def summarize(runs: dict[str, list[float]], seconds: float) -> dict[str, float]:
+    """Medians of every configuration and their overhead against the baseline."""
+    median = {name: statistics.median(values) for name, values in runs.items()}
+    out: dict[str, float] = {}
+    for name in CONFIGS:
+        out[f"{name}_gbps"] = median[name]
+        if name != "baseline":
+            prefix = "" if name == "with_ebpf" else f"{name}_"
+            out[f"{prefix}overhead_percent"] = (1 - median[name] / median["baseline"]) * 100
+            # Each repeat runs every configuration within a minute; the ratio inside one
+            # repeat is less exposed to load that drifts over the whole run.
+            out[f"{prefix}overhead_percent_paired_median"] = statistics.median(
+                (1 - w / b) * 100 for w, b in zip(runs[name], runs["baseline"], strict=True)
+            )
+    for name in ("baseline", "with_ebpf"):
+        out[f"{name}_min_gbps"] = min(runs[name])
+        out[f"{name}_max_gbps"] = max(runs[name])
+    out["repeats"] = len(runs["baseline"])
+    out["seconds_per_run"] = seconds
+    return out
 
 
 def per_event(programs: Programs, pair: VethPair, seconds: float) -> dict[str, float]:
@@ -325,6 +352,9 @@ def main() -> None:
         programs = Programs(pair, state_dir)
         try:
             runs = _timed("throughput", lambda: throughput(programs, pair, repeats, seconds))
+            udp_runs = _timed(
+                "throughput (udp)", lambda: throughput(programs, pair, repeats, seconds, udp=True)
+            )
             events = _timed("per-event cost", lambda: per_event(programs, pair, seconds))
             errors = _timed("counter accuracy", lambda: counter_error(programs, pair, seconds))
         finally:
@@ -337,31 +367,9 @@ def main() -> None:
         finally:
             shutdown_ray()
 
-    median = {name: statistics.median(values) for name, values in runs.items()}
     metrics: dict[str, Any] = {
-        "throughput": {
-            "baseline_gbps": median["baseline"],
-            "with_ebpf_gbps": median["with_ebpf"],
-            "overhead_percent": (1 - median["with_ebpf"] / median["baseline"]) * 100,
-            "xdp_drv_tc_trace_gbps": median["xdp_drv_tc_trace"],
-            "xdp_drv_overhead_percent": (1 - median["xdp_drv_tc_trace"] / median["baseline"]) * 100,
-            "tc_trace_gbps": median["tc_trace"],
-            "tc_trace_overhead_percent": (1 - median["tc_trace"] / median["baseline"]) * 100,
-            # Each repeat runs every configuration within a minute; the ratio inside one
-            # repeat is less exposed to load that drifts over the whole run.
-            "overhead_percent_paired_median": statistics.median(
-                (1 - w / b) * 100 for w, b in zip(runs["with_ebpf"], runs["baseline"], strict=True)
-            ),
-            "tc_trace_overhead_percent_paired_median": statistics.median(
-                (1 - t / b) * 100 for t, b in zip(runs["tc_trace"], runs["baseline"], strict=True)
-            ),
-            "baseline_min_gbps": min(runs["baseline"]),
-            "baseline_max_gbps": max(runs["baseline"]),
-            "with_ebpf_min_gbps": min(runs["with_ebpf"]),
-            "with_ebpf_max_gbps": max(runs["with_ebpf"]),
-            "repeats": repeats,
-            "seconds_per_run": seconds,
-        },
+        "throughput": summarize(runs, seconds),
+        "throughput_udp": summarize(udp_runs, seconds),
         "per_event": events,
         "agent": {
             "cpu_percent_1s": cpu_1s,
@@ -381,7 +389,9 @@ def main() -> None:
     }
     notes = {
         "xdp.mode": programs.xdp_mode,
-        "topology": "two network namespaces joined by one veth pair; iperf3 TCP a -> b",
+        "topology": "two network namespaces joined by one veth pair; iperf3 a -> b, TCP "
+        "(throughput) and unthrottled 1,400-byte UDP datagrams (throughput_udp: every packet "
+        "a frame, no GSO, so the per-packet cost of the programs shows undiluted)",
         "with_ebpf": "XDP (mode auto) + TC ingress/egress on both veth ends + kfree_skb and "
         "tcp_retransmit_skb tracepoints",
         "veth_native_xdp": "native XDP on a veth turns off GSO/TSO on its peer "

@@ -56,8 +56,8 @@ log = loggers.ebpf
 
 _AUTO_ORDER = (nl.XdpMode.HW, nl.XdpMode.DRV, nl.XdpMode.SKB)
 _VETH_NATIVE_SKIPPED = (
-    "not tried on a veth: native XDP there makes the kernel turn off GSO on the peer "
-    "(ebpf_overhead benchmark: TCP throughput -76 % against no loss in generic mode); "
+    "not tried on a veth: native XDP there makes the kernel turn off GSO on the peer, "
+    "which costs TCP throughput more than generic mode does (benchmarks/ebpf_overhead.py); "
     "force it with mode=drv"
 )
 _XDP_NAME = PROGRAM_PREFIX + "xdp"
