@@ -189,7 +189,7 @@ class EbpfSettings(_Section):
     """Load eBPF programs where bcc and privileges allow; ``doctor`` says why not."""
     interval_s: float = Field(1.0, ge=0.1, le=60)
     """How often each agent reads the maps and ships a batch (0.1 s at the fastest)."""
-    programs: list[Literal["xdp", "tc", "trace"]] = Field(default_factory=lambda: ["tc", "trace"])
+    programs: list[Literal["xdp", "tc", "trace"]] = ["tc", "trace"]
     """Programs to load (``--set ebpf.programs=xdp,tc,trace``): TC and XDP interface counters,
     drop and retransmit tracepoints.  XDP is opt-in: TC counts the same frames, and an XDP
     program is one per interface, which other software may want."""
@@ -307,7 +307,7 @@ class StorefrontSettings(_Section):
     products_file: Path | None = None
     """TOML catalog of plans; None uses the one shipped in x0tta6bl4/storefront/products.toml."""
     currencies: list[Literal["usdt_trc20", "ton", "usdt_ton"]] = Field(
-        default_factory=lambda: ["usdt_trc20", "ton", "usdt_ton"], min_length=1
+        ["usdt_trc20", "ton", "usdt_ton"], min_length=1
     )
     """Currencies offered to buyers, in button order."""
     support_contact: str = ""

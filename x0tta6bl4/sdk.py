@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from x0tta6bl4.actors.runtime import RayInfo, ensure_ray, shutdown_ray
 from x0tta6bl4.config import Settings, load_settings
@@ -64,8 +64,8 @@ class Mesh:
             return RcaService(self.settings.ml, self.settings.data_dir).infer(
                 metrics, graph, anomaly_start, top
             )
-        result: dict[str, Any] = ray.get(trainer.infer.remote(metrics, graph, anomaly_start, top))
-        return result
+        answer: Any = ray.get(trainer.infer.remote(metrics, graph, anomaly_start, top))
+        return cast(dict[str, Any], answer)
 
     @property
     def payments(self) -> PaymentService:
@@ -158,8 +158,7 @@ class Mesh:
                 "no Storefront actor runs in this deployment",
                 fix="run with --set storefront.enabled=true, or use `x0tta6bl4 bot`",
             ) from None
-        status: dict[str, Any] = ray.get(actor.status.remote(), timeout=10)
-        return status
+        return cast(dict[str, Any], ray.get(actor.status.remote(), timeout=10))
 
     def incidents(self, limit: int = 20) -> list[dict[str, Any]]:
         """The Supervisor's newest incidents (symptom, root cause, action, outcome,
@@ -225,8 +224,7 @@ class TwinHandle:
         except ValueError:
             topology, _source = mesh_topology(self.mesh.settings)
             return TwinService(topology).what_if(**scenario)
-        answer: dict[str, Any] = ray.get(actor.what_if.remote(scenario))
-        return answer
+        return cast(dict[str, Any], ray.get(actor.what_if.remote(scenario)))
 
 
 def connect(
