@@ -62,8 +62,9 @@ class RcaGNN(nn.Module):
 
     def reset_parameters(self) -> None:
         for module in self.modules():
-            if module is not self and hasattr(module, "reset_parameters"):
-                module.reset_parameters()
+            reset = getattr(module, "reset_parameters", None)
+            if module is not self and callable(reset):
+                reset()
 
     def forward(self, x: Tensor, edge_index: Tensor) -> Tensor:
         return self.forward_full(x, edge_index)[:, 0]

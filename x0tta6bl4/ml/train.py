@@ -197,7 +197,7 @@ def fit(
             out = model.forward_full(x.to(device), edge_index.to(device)).cpu()
             loss = _loss(out, batch, targets, kinds, cfg.bce_weight)
             opt.zero_grad()
-            loss.backward()
+            loss.backward()  # type: ignore[no-untyped-call]
             torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
             opt.step()
             sched.step()

@@ -149,7 +149,7 @@ def record_netns_cases(
                 backend,
                 topology,
                 fault,
-                lambda: snapshot_row(live.snapshots()),  # type: ignore[union-attr]
+                lambda: snapshot_row(live.snapshots()),
                 before_s=before_s,
                 after_s=after_s,
                 interval_s=interval_s,

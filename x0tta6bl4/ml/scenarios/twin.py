@@ -245,10 +245,10 @@ def _crash(w: _World, ni: int) -> tuple[str, float]:
     w.goodput[t0 : t0 + converge, through] = 0.0
     w.reroute = (t0 + converge, rerouted)
     w.routed_t[t0:] = rerouted.routed
-    for f, (src, dst) in enumerate(w.flows):
+    for flow, (src, dst) in enumerate(w.flows):
         if dst == name and src != name:
             w.noroute[t0 + converge :, w.node_ix[src]] += (
-                w.demand[t0 + converge :, f] * PKTS_PER_MBPS
+                w.demand[t0 + converge :, flow] * PKTS_PER_MBPS
             )
     return name, float(converge)
 
@@ -297,7 +297,10 @@ def _decoys(w: _World, location: str | None) -> None:
             ni = int(rng.choice(free_nodes))
             w.cpu_add[start : start + length, ni] += rng.uniform(20, 60)
             w.queue_add[start : start + length, ni] += rng.uniform(10, 80)
-    near = lambda: int(np.clip(w.t0 + rng.integers(-6, 7), 1, steps - 1))  # noqa: E731
+
+    def near() -> int:
+        return int(np.clip(w.t0 + rng.integers(-6, 7), 1, steps - 1))
+
     if rng.random() < 0.6:
         f = int(rng.integers(len(w.routes.paths)))
         on = w.routes.link_inc[f] > 0
@@ -391,4 +394,5 @@ def _observe(w: _World) -> npt.NDArray[np.float64]:
     values = np.concatenate([nodes.reshape(steps, -1), links.reshape(steps, -1)], axis=1)
     gaps = rng.random(values.shape) < rng.uniform(0.0, 0.01)
     values[gaps] = np.nan
-    return np.maximum(values, 0.0, where=~np.isnan(values), out=values)
+    clipped: npt.NDArray[np.float64] = np.maximum(values, 0.0, where=~np.isnan(values), out=values)
+    return clipped
