@@ -155,3 +155,23 @@ def test_a_down_node_flagged_for_unconfirmed_links_is_down_not_byzantine() -> No
     analyzer = StatisticalAnalyzer(TOPO, flag_ticks=1)
     got = analyzer.diagnose([_s(key, "up", 0.0) for key in links], {"n5": {"n4", "n6"}})
     assert _kinds(got) == {(DiagnosisKind.NODE_DOWN, "n5")}
+
+
+def test_one_link_far_worse_than_its_neighbours_is_the_cause_not_the_node() -> None:
+    """A lossy link among links that wobble (delayed hellos on a busy host) and the route
+    churn it causes at its ends: the link is blamed, not its nodes."""
+    links = [link.key for link in TOPO.links if "n1" in link.ends]
+    lossy, wobbly = links[0], links[1]
+    symptoms = [
+        _s(lossy, "loss", 0.4, score=40.0),
+        _s(wobbly, "loss", 0.07, score=7.0),
+        _s("n1", "route_changes", 6.0, score=8.0),
+    ]
+    got = ANALYZER.diagnose(symptoms, {})
+    assert (DiagnosisKind.LINK_DEGRADED, lossy) in _kinds(got)
+    assert not any(d.kind is DiagnosisKind.NODE_DEGRADED for d in got), got
+    # Comparable links still blame the node, and the node's own non-routing trouble too.
+    even = ANALYZER.diagnose([_s(lossy, "loss", score=12.0), _s(wobbly, "loss", score=9.0)], {})
+    assert _kinds(even) == {(DiagnosisKind.NODE_DEGRADED, "n1")}
+    own = ANALYZER.diagnose([_s(lossy, "loss", score=40.0), _s("n1", "rejected", 9.0)], {})
+    assert (DiagnosisKind.NODE_DEGRADED, "n1") in _kinds(own)

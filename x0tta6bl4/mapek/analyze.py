@@ -41,6 +41,12 @@ _ML_KINDS: Mapping[str, DiagnosisKind] = {
     "blackhole": DiagnosisKind.BYZANTINE,
 }
 """The Trainer's fault kinds (``x0tta6bl4.ml.schema.FaultKind``) as diagnoses."""
+STANDS_OUT = 3.0
+"""A link whose worst z-score is this many times the next-worst one's among its node's
+links is a root cause on its own, not a sign that the node is degraded: on a busy host
+delayed hellos read as a few percent loss on every link."""
+ROUTE_CHURN = frozenset({"links_up", "routes", "route_changes", "heal_events"})
+"""Node metrics that a fault on one of the node's links moves as well."""
 
 
 class Analyzer(Protocol):
@@ -169,8 +175,16 @@ class StatisticalAnalyzer:
     def _node_degraded(self, node: str, by_entity: Mapping[str, list[Symptom]]) -> Diagnosis | None:
         evidence = list(by_entity.get(node, ()))
         links = self._links(node)
-        bad = [key for key in links if key in by_entity]
-        if len(bad) >= 2 and len(bad) >= self.node_share * len(links):
+        worst = {key: max(s.score for s in by_entity[key]) for key in links if key in by_entity}
+        bad = sorted(worst, key=lambda key: -worst[key])
+        # One link far worse than the rest explains the node's route churn and outweighs
+        # its other links' wobble: the link is the cause.
+        stands_out = len(bad) == 1 or (
+            len(bad) >= 2 and worst[bad[0]] >= STANDS_OUT * worst[bad[1]]
+        )
+        if stands_out and all(s.metric in ROUTE_CHURN for s in evidence):
+            return None
+        if not stands_out and len(bad) >= 2 and len(bad) >= self.node_share * len(links):
             evidence += [s for key in bad for s in by_entity[key]]
             summary = f"{len(bad)} of {len(links)} links of {node} misbehave"
             return self._node(DiagnosisKind.NODE_DEGRADED, node, evidence, None, summary)
