@@ -101,10 +101,11 @@ def trainer_options(settings: Settings, resources: dict[str, float]) -> dict[str
 
 def spawn_trainer(settings: Settings, namespace: str | None = None) -> ActorHandle[Any]:
     """Start the named Trainer (or return the running one) and wait until it is ready."""
-    options = trainer_options(settings, dict(ray.cluster_resources()))
+    options = trainer_options(settings, dict(ray.cluster_resources()))  # type: ignore[no-untyped-call]
     if namespace is not None:
         options["namespace"] = namespace
-    handle = ray.remote(TrainerActor).options(**options).remote(settings)
+    actor: Any = ray.remote(TrainerActor)
+    handle: ActorHandle[Any] = actor.options(**options).remote(settings)
     try:
         ray.get(handle.status.remote(), timeout=_READY_TIMEOUT_S)
     except ray.exceptions.GetTimeoutError as exc:
