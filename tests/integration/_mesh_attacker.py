@@ -86,13 +86,13 @@ async def main(data_dir: Path, run_id: str, name: str) -> None:
     captured: list[bytes] = []
     logic: LyingLogic | None = None
 
-    def on_receive(neighbor: str, payload: bytes) -> None:
+    def on_receive(neighbor: str, payload: bytes, arrived: float | None) -> None:
         if logic is None:
             return
         head = peek(payload)
         if head is not None and head[0] == MsgType.LSA and head[1] != name and len(captured) < 50:
             captured.append(payload)
-        logic.receive(neighbor, payload)
+        logic.receive(neighbor, payload, arrived)
 
     links = {p: LinkSocket(e.ifname, e.address, e.peer_address) for p, e in ends.items()}
     transport = UdpTransport(None, links, on_receive, mesh.udp_port)
@@ -110,6 +110,7 @@ async def main(data_dir: Path, run_id: str, name: str) -> None:
     started = time.monotonic()
     victim = honest[-1]
     while True:
+        transport.poll()
         logic.tick()
         elapsed = time.monotonic() - started
         if elapsed > 1.0 and int(elapsed / mesh.probe_interval_s) % 10 == 0:

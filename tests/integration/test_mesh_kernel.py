@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import wait_for
-from x0tta6bl4.errors import KernelFeatureError, MeshError, RouteError
+from tests.helpers import async_wait_for, wait_for
+from x0tta6bl4.errors import ConfigError, KernelFeatureError, MeshError, RouteError
 from x0tta6bl4.mesh.faults import FAULT_TABLE, parse_fault
 from x0tta6bl4.mesh.kernel_routes import ROUTE_PROTO, KernelRoutes, KernelRouteSink, NextHop
 from x0tta6bl4.mesh.netns import NetnsBackend, clean
 from x0tta6bl4.mesh.nsutil import list_netns, pids_in_netns
 from x0tta6bl4.mesh.ports import Route
 from x0tta6bl4.mesh.topology import ring
+from x0tta6bl4.mesh.transport import LinkSocket, UdpTransport
 
 pytestmark = pytest.mark.root
 
@@ -186,3 +189,45 @@ def test_up_refuses_leftovers_of_the_same_run_id(tmp_path: Path) -> None:
         assert len(list_netns(f"x0-{run}-")) == 3  # the refused attempt touched nothing
     finally:
         first.down()
+
+
+async def test_hellos_wait_for_poll_with_their_arrival_time_lsas_come_at_once(
+    mesh: NetnsBackend,
+) -> None:
+    p = mesh._require_plan()
+    got: dict[str, list[tuple[str, bytes, float | None]]] = {"n0": [], "n1": []}
+    transports = {}
+    for node in ("n0", "n1"):
+        end = p.ends(node)["n1" if node == "n0" else "n0"]
+        link = {end.peer: LinkSocket(end.ifname, end.address, end.peer_address)}
+        transports[node] = UdpTransport(
+            p.namespaces[node], link, lambda n, d, at, node=node: got[node].append((n, d, at))
+        )
+        await transports[node].start()
+    try:
+        hello, lsa = b"X0\x02\x01hello", b"X0\x02\x02lsa"
+        sent_at = time.monotonic()
+        transports["n0"].send("n1", hello)
+        transports["n0"].send("n1", lsa)
+
+        async def lsa_came() -> bool:
+            return len(got["n1"]) == 1
+
+        await async_wait_for(lsa_came, timeout_s=5)
+        assert got["n1"] == [("n0", lsa, None)]  # the LSA socket is watched by the loop
+        await asyncio.sleep(0.05)  # the hello waits in its socket for the owner's tick
+        polled_at = time.monotonic()
+        assert transports["n1"].poll() == 1
+        neighbor, data, arrived = got["n1"][1]
+        assert (neighbor, data) == ("n0", hello)
+        assert arrived is not None and sent_at <= arrived < polled_at - 0.04
+        assert transports["n1"].poll() == 0
+        assert transports["n1"].counters.received == 2
+    finally:
+        for transport in transports.values():
+            transport.close()
+
+
+def test_the_mesh_port_leaves_room_for_the_lsa_port() -> None:
+    with pytest.raises(ConfigError, match="65534"):
+        UdpTransport(None, {}, lambda n, d, at: None, port=65535)

@@ -109,13 +109,28 @@ def test_missed_probes_lower_the_delivery_ratio() -> None:
     before = a.dr
     last_rx = a.last_rx
     assert last_rx is not None
-    a.on_tick(last_rx + 0.041)
+    a.on_tick(last_rx + 0.051)  # two hellos more than half an interval overdue
     assert a.dr == pytest.approx(before * 0.8 * 0.8)
     # The gap seen by sequence numbers later is not counted twice.
     b.next_seq += 2  # two hellos of b were lost on the way
-    seq, echo, delay, ratio = b.next_hello(last_rx + 0.05)
-    a.on_hello(last_rx + 0.051, seq, echo, delay, ratio)
+    seq, echo, delay, ratio = b.next_hello(last_rx + 0.052)
+    a.on_hello(last_rx + 0.053, seq, echo, delay, ratio)
     assert a.dr == pytest.approx(before * 0.8**2 * 0.8 + 0.2)
+
+
+def test_a_late_hello_is_not_a_lost_one() -> None:
+    a, b = LinkMonitor("b", PARAMS), LinkMonitor("a", PARAMS)
+    bring_up(a, b)
+    before = a.dr
+    last_rx = a.last_rx
+    assert last_rx is not None
+    a.on_tick(last_rx + 0.029)  # due at +0.020, not yet half an interval late
+    assert a.dr == before
+    seq, echo, delay, ratio = b.next_hello(last_rx + 0.0295)
+    a.on_hello(last_rx + 0.03, seq, echo, delay, ratio)
+    assert a.dr == pytest.approx(before * 0.8 + 0.2)
+    a.on_tick(last_rx + 0.031 + 0.02 * 1.5)  # the next one is 1.5 intervals overdue: lost
+    assert a.dr == pytest.approx((before * 0.8 + 0.2) * 0.8)
 
 
 def test_carrier_loss_is_immediate_and_recovery_needs_hellos() -> None:

@@ -182,14 +182,26 @@ class LinkMonitor:
         limit = (self.params.miss_threshold + 1) * self.params.probe_interval_s
         return now - self._echoed_sent_at > limit
 
+    def overdue(self, now: float) -> int:
+        """Hellos counted as lost by now: each one half an interval after it was due.
+
+        A hello that comes a little late is not lost: counting it at the first tick
+        past its due time made the delivery ratio, hence ETX and the advertised cost,
+        jump with every bit of scheduling jitter on a busy host (a flood and an SPF
+        on every node each time).  Detection still uses :meth:`missed`."""
+        if self.last_rx is None:
+            return 0
+        return max(0, math.floor((now - self.last_rx) / self.params.probe_interval_s - 0.5))
+
     def on_tick(self, now: float) -> bool:
         """Check for missed hellos and one-way links; returns True when the link just
         went down."""
         missed = self.missed(now)
-        if missed > self._missed_counted:
+        lost = self.overdue(now)
+        if lost > self._missed_counted:
             w = self.params.ewma_weight
-            self.dr *= (1 - w) ** min(missed - self._missed_counted, MAX_GAP_LOSSES)
-            self._missed_counted = missed
+            self.dr *= (1 - w) ** min(lost - self._missed_counted, MAX_GAP_LOSSES)
+            self._missed_counted = lost
             self.good_in_row = 0
         if self.state != LinkState.DOWN and (
             missed >= self.params.miss_threshold or (self.up and self.one_way(now))

@@ -4,7 +4,8 @@
 sockets and netlink, the simulator, or a unit test) calls
 
 * :meth:`~MeshNodeLogic.tick` once per probe interval,
-* :meth:`~MeshNodeLogic.receive` for every datagram that arrives on a link,
+* :meth:`~MeshNodeLogic.receive` for every datagram that arrives on a link
+  (polled hellos with their arrival time, right before the tick),
 * :meth:`~MeshNodeLogic.link_event` when netlink reports a carrier change,
 * :meth:`~MeshNodeLogic.adopt` once at start to keep the routes a previous
   incarnation left in the kernel (non-stop forwarding),
@@ -163,8 +164,9 @@ class MeshNodeLogic:
         elif self._routes_dirty or self._pins or self._stale or self._silent:
             self._reconcile(now)
 
-    def receive(self, neighbor: str, payload: bytes) -> None:
-        """A datagram that arrived on the link to ``neighbor``; bad ones are counted, dropped."""
+    def receive(self, neighbor: str, payload: bytes, arrived: float | None = None) -> None:
+        """A datagram that arrived on the link to ``neighbor`` (at ``arrived`` on the
+        clock, None: now); bad ones are counted, dropped."""
         monitor = self.monitors.get(neighbor)
         if monitor is None:
             self._reject("misdirected", f"datagram on unknown link to {neighbor}")
@@ -181,7 +183,7 @@ class MeshNodeLogic:
         except SecurityError as exc:
             self._reject(str(exc.context.get("reason", "malformed")), exc.message)
             return
-        now = self.clock.now()
+        now = self.clock.now() if arrived is None else arrived
         if isinstance(message, Hello):
             self._hello(neighbor, monitor, message, now)
         else:

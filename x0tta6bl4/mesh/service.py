@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -180,9 +179,9 @@ class NodeService:
     def running(self) -> bool:
         return bool(self._tasks) and not any(task.done() for task in self._tasks)
 
-    def _receive(self, neighbor: str, payload: bytes) -> None:
+    def _receive(self, neighbor: str, payload: bytes, arrived: float | None) -> None:
         if self.logic is not None:
-            self.logic.receive(neighbor, payload)
+            self.logic.receive(neighbor, payload, arrived)
 
     def _carrier(self, ifname: str, up: bool) -> None:
         neighbor = self._by_ifname.get(ifname)
@@ -195,19 +194,18 @@ class NodeService:
     async def _tick_loop(self) -> None:
         """Tick on an absolute schedule, so a slow pass does not shift later ones.
 
-        Ticks fall on whole multiples of the interval of the host's monotonic clock
-        (the loop's clock), so every node of a host ticks at the same moments and the
-        hellos of its neighbours arrive in bursts: a process wakes up once for several
-        datagrams instead of once per datagram (on a VM a wakeup costs tens of
-        microseconds of CPU, more than handling a hello)."""
+        Not on a grid shared by the host's nodes: neighbours' hellos would then
+        arrive at our own tick, give or take the scheduling jitter, and half the
+        ticks would count a hello as missed that arrives a moment later."""
         interval = self.mesh.probe_interval_s
         loop = asyncio.get_running_loop()
-        due = _next_slot(loop.time(), interval)
+        due = loop.time()
         while True:
             started = loop.time()
             late = started - due
             try:
-                if self.logic is not None:
+                if self.logic is not None and self.transport is not None:
+                    self.transport.poll()  # the hellos that came since the last tick
                     self.logic.tick()
             except Exception:
                 self.log.exception("tick_failed")
@@ -222,7 +220,7 @@ class NodeService:
                     self.log.warning("slow_tick", late_ms=round(late * 1e3, 1), count=st.slow_ticks)
             due += interval
             if due < loop.time():  # far behind: skip the missed ticks, do not burst
-                due = _next_slot(loop.time(), interval)
+                due = loop.time() + interval
             await asyncio.sleep(due - loop.time())
 
     async def _resync_loop(self) -> None:
@@ -286,8 +284,3 @@ class NodeService:
             await asyncio.to_thread(self._worker.close)
             self._worker = None
         self.log.info("node_stopped", flushed=flush_routes)
-
-
-def _next_slot(now: float, interval: float) -> float:
-    """The first whole multiple of ``interval`` after ``now``."""
-    return (math.floor(now / interval) + 1) * interval

@@ -1,12 +1,24 @@
 """UDP over each link, and carrier events from netlink, on an asyncio loop.
 
-:class:`UdpTransport` opens one datagram endpoint per link: a UDP socket
-created inside the node's namespace (by a short-lived thread, see
-:mod:`~x0tta6bl4.mesh.nsutil`), bound to the link's address and port and to
-the link's interface (``SO_BINDTODEVICE``), marked CS6 (network control).
-``send`` hands the datagram to the endpoint and returns: asyncio buffers when
-the socket is full, so it never blocks.  Datagrams whose source is not the
-neighbour's link address are dropped and counted before the logic sees them.
+:class:`UdpTransport` opens two UDP sockets per link, created inside the
+node's namespace (by a short-lived thread, see :mod:`~x0tta6bl4.mesh.nsutil`),
+bound to the link's address and to the link's interface (``SO_BINDTODEVICE``),
+marked CS6 (network control):
+
+* hellos on ``port``, not watched by the event loop: the owner calls
+  :meth:`UdpTransport.poll` right before each tick, which hands over every
+  queued hello with the time the kernel received it (``SO_TIMESTAMPNS``), so
+  RTT and miss counting stay exact.  A node process then wakes once per probe
+  interval instead of once per hello (on a busy VM a wakeup of an asyncio loop
+  costs more CPU than handling the hello);
+* LSAs (anything that is not a hello) on ``port + 1``: an asyncio datagram
+  endpoint, handled the moment they arrive, so floods never wait for a tick.
+
+``send`` picks the socket by the datagram's type and never blocks (asyncio
+buffers LSAs when the socket is full; a hello that does not fit is dropped and
+counted, the next one follows a probe interval later).  Datagrams whose source
+is not the neighbour's link address are dropped and counted before the logic
+sees them.
 
 :class:`LinkWatcher` listens on a netlink socket of the namespace for
 ``RTM_NEWLINK`` and reports carrier changes (``IFF_UP`` and ``IFF_LOWER_UP``)
@@ -19,6 +31,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import struct
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
@@ -26,10 +40,17 @@ from functools import partial
 from pyroute2.netlink.rtnl.marshal import MarshalRtnl
 
 from x0tta6bl4 import loggers
-from x0tta6bl4.errors import InterfaceError, MeshError, PrivilegeError
+from x0tta6bl4.errors import ConfigError, InterfaceError, MeshError, PrivilegeError
 from x0tta6bl4.mesh.nsutil import in_netns
 
-__all__ = ["DEFAULT_PORT", "LinkSocket", "LinkWatcher", "TransportCounters", "UdpTransport"]
+__all__ = [
+    "DEFAULT_PORT",
+    "LinkSocket",
+    "LinkWatcher",
+    "Receiver",
+    "TransportCounters",
+    "UdpTransport",
+]
 
 log = loggers.mesh
 
@@ -37,6 +58,16 @@ DEFAULT_PORT = 6211
 _IFF_UP, _IFF_LOWER_UP = 0x1, 0x10000
 _RTMGRP_LINK = 0x1
 _TOS_CS6 = 0xC0
+_SO_TIMESTAMPNS = 35  # Linux; the socket module does not name it
+_TIMESPEC = struct.Struct("@qq")
+_ANCILLARY_BYTES = socket.CMSG_SPACE(_TIMESPEC.size)
+_MAX_DATAGRAM = 65535
+_HELLO = b"\x01"
+"""``MsgType.HELLO``, the byte at offset 3 of a mesh datagram (:mod:`~x0tta6bl4.mesh.wire`)."""
+
+Receiver = Callable[[str, bytes, float | None], None]
+"""``(neighbor, payload, arrived)``: ``arrived`` is when the kernel received the datagram,
+on the monotonic clock, or None for "now"."""
 
 
 @dataclass(frozen=True)
@@ -57,12 +88,14 @@ class TransportCounters:
     """Datagrams whose source was not the neighbour's link address (dropped)."""
 
 
-def _udp_socket(link: LinkSocket, port: int) -> socket.socket:
+def _udp_socket(link: LinkSocket, port: int, timestamps: bool = False) -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, link.ifname.encode())
         sock.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, _TOS_CS6)
+        if timestamps:
+            sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
         sock.bind((link.address, port))
         sock.setblocking(False)
     except PermissionError as exc:
@@ -89,7 +122,7 @@ class _LinkProtocol(asyncio.DatagramProtocol):
             return
         self.owner.counters.received += 1
         try:
-            self.owner.on_receive(self.neighbor, data)
+            self.owner.on_receive(self.neighbor, data, None)
         except Exception:
             log.exception("receive_handler_failed", neighbor=self.neighbor)
 
@@ -103,51 +136,107 @@ class UdpTransport:
 
     Args:
         netns: the node's namespace (None: the host's).
-        links: neighbour -> where that link's socket binds.
-        on_receive: called with ``(neighbor, payload)`` for every datagram.
-        port: UDP port of the mesh on every link.
+        links: neighbour -> where that link's sockets bind.
+        on_receive: called with ``(neighbor, payload, arrived)`` for every datagram
+            (see :data:`Receiver`).
+        port: UDP port of hellos on every link; LSAs use the next one.
     """
 
     def __init__(
         self,
         netns: str | None,
         links: Mapping[str, LinkSocket],
-        on_receive: Callable[[str, bytes], None],
+        on_receive: Receiver,
         port: int = DEFAULT_PORT,
     ) -> None:
+        if not 0 < port < 65535:
+            raise ConfigError(
+                f"mesh.udp_port={port}: hellos use it and LSAs the next port",
+                fix="set mesh.udp_port between 1 and 65534",
+            )
         self.netns = netns
         self.links = dict(links)
         self.on_receive = on_receive
         self.port = port
+        self.lsa_port = port + 1
         self.counters = TransportCounters()
+        self._hellos: dict[str, socket.socket] = {}
         self._endpoints: dict[str, asyncio.DatagramTransport] = {}
 
     async def start(self) -> None:
-        """Open every link's socket in the namespace and attach it to the running loop."""
+        """Open every link's sockets in the namespace; the LSA ones join the running loop."""
         loop = asyncio.get_running_loop()
         for neighbor, link in self.links.items():
-            sock = await asyncio.to_thread(self._make_socket, link)
+            self._hellos[neighbor] = await asyncio.to_thread(self._make_socket, link, self.port)
+            sock = await asyncio.to_thread(self._make_socket, link, self.lsa_port)
             transport, _ = await loop.create_datagram_endpoint(
                 partial(_LinkProtocol, self, neighbor, link.peer_address), sock=sock
             )
             self._endpoints[neighbor] = transport
 
-    def _make_socket(self, link: LinkSocket) -> socket.socket:
+    def _make_socket(self, link: LinkSocket, port: int) -> socket.socket:
+        timestamps = port == self.port
         if self.netns is None:
-            return _udp_socket(link, self.port)
-        return in_netns(self.netns, _udp_socket, link, self.port)
+            return _udp_socket(link, port, timestamps)
+        return in_netns(self.netns, _udp_socket, link, port, timestamps)
 
     def send(self, neighbor: str, payload: bytes) -> None:
-        endpoint = self._endpoints.get(neighbor)
-        if endpoint is None or endpoint.is_closing():
-            raise MeshError(f"no open link socket to {neighbor}", neighbor=neighbor)
-        endpoint.sendto(payload, (self.links[neighbor].peer_address, self.port))
+        link = self.links.get(neighbor)
+        if payload[3:4] == _HELLO:
+            sock = self._hellos.get(neighbor)
+            if sock is None or link is None:
+                raise MeshError(f"no open link socket to {neighbor}", neighbor=neighbor)
+            try:
+                sock.sendto(payload, (link.peer_address, self.port))
+            except OSError:  # full, or the link is down (ENETUNREACH): the hellos tell
+                self.counters.send_errors += 1
+                return
+        else:
+            endpoint = self._endpoints.get(neighbor)
+            if endpoint is None or link is None or endpoint.is_closing():
+                raise MeshError(f"no open link socket to {neighbor}", neighbor=neighbor)
+            endpoint.sendto(payload, (link.peer_address, self.lsa_port))
         self.counters.sent += 1
+
+    def poll(self) -> int:
+        """Hand every hello queued on the links to ``on_receive`` with its arrival time
+        (never blocks); returns how many.  Call it right before each tick."""
+        offset = time.monotonic() - time.time()
+        counters = self.counters
+        handled = 0
+        for neighbor, sock in self._hellos.items():
+            peer = self.links[neighbor].peer_address
+            while True:
+                try:
+                    data, ancillary, _, addr = sock.recvmsg(_MAX_DATAGRAM, _ANCILLARY_BYTES)
+                except BlockingIOError:
+                    break
+                except OSError:  # an ICMP error of an earlier send (the link was down)
+                    counters.send_errors += 1
+                    continue
+                if addr[0] != peer:
+                    counters.foreign_source += 1
+                    continue
+                arrived = None
+                for level, kind, value in ancillary:
+                    if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS:
+                        sec, nsec = _TIMESPEC.unpack_from(value)
+                        arrived = sec + nsec * 1e-9 + offset
+                counters.received += 1
+                handled += 1
+                try:
+                    self.on_receive(neighbor, data, arrived)
+                except Exception:
+                    log.exception("receive_handler_failed", neighbor=neighbor)
+        return handled
 
     def close(self) -> None:
         for endpoint in self._endpoints.values():
             endpoint.close()
         self._endpoints.clear()
+        for sock in self._hellos.values():
+            sock.close()
+        self._hellos.clear()
 
 
 def _netlink_socket() -> socket.socket:
