@@ -146,8 +146,10 @@ def _collate(samples: Sequence[Sample]) -> tuple[Tensor, Tensor, Tensor, Tensor,
 def _loss(full: Tensor, batch: Tensor, targets: Tensor, kinds: Tensor, bce_weight: float) -> Tensor:
     out = full[:, 0]
     graphs = int(batch.max()) + 1
-    peak = torch.full((graphs,), -1e9).scatter_reduce(0, batch, out.detach(), "amax")
-    lse = torch.zeros(graphs).index_add(0, batch, torch.exp(out - peak[batch])).log() + peak
+    peak = torch.full((graphs,), -1e9, device=out.device)
+    peak = peak.scatter_reduce(0, batch, out.detach(), "amax")
+    sums = torch.zeros(graphs, device=out.device).index_add(0, batch, torch.exp(out - peak[batch]))
+    lse = sums.log() + peak
     faulty = targets >= 0
     ranking = (lse[faulty] - out[targets[faulty]]).mean() if faulty.any() else out.sum() * 0
     labels = torch.zeros_like(out)
@@ -194,7 +196,8 @@ def fit(
             x, edge_index, batch, targets, kinds = _collate(
                 [samples[i] for i in order[lo : lo + cfg.batch_cases]]
             )
-            out = model.forward_full(x.to(device), edge_index.to(device)).cpu()
+            out = model.forward_full(x.to(device), edge_index.to(device))
+            batch, targets, kinds = batch.to(device), targets.to(device), kinds.to(device)
             loss = _loss(out, batch, targets, kinds, cfg.bce_weight)
             opt.zero_grad()
             loss.backward()  # type: ignore[no-untyped-call]
