@@ -103,12 +103,16 @@ def test_down_after_exactly_k_missed_probes() -> None:
     assert not a.on_tick(now + 1.0)  # already down: no second transition
 
 
-def test_missed_probes_lower_the_delivery_ratio() -> None:
+def up_pair() -> tuple[LinkMonitor, LinkMonitor, float, float]:
+    """Both ends of a link that is up: ``(a, b, a's delivery ratio, a's last hello)``."""
     a, b = LinkMonitor("b", PARAMS), LinkMonitor("a", PARAMS)
     bring_up(a, b)
-    before = a.dr
-    last_rx = a.last_rx
-    assert last_rx is not None
+    assert a.last_rx is not None
+    return a, b, a.dr, a.last_rx
+
+
+def test_missed_probes_lower_the_delivery_ratio() -> None:
+    a, b, before, last_rx = up_pair()
     a.on_tick(last_rx + 0.051)  # two hellos more than half an interval overdue
     assert a.dr == pytest.approx(before * 0.8 * 0.8)
     # The gap seen by sequence numbers later is not counted twice.
@@ -119,11 +123,7 @@ def test_missed_probes_lower_the_delivery_ratio() -> None:
 
 
 def test_a_late_hello_is_not_a_lost_one() -> None:
-    a, b = LinkMonitor("b", PARAMS), LinkMonitor("a", PARAMS)
-    bring_up(a, b)
-    before = a.dr
-    last_rx = a.last_rx
-    assert last_rx is not None
+    a, b, before, last_rx = up_pair()
     a.on_tick(last_rx + 0.029)  # due at +0.020, not yet half an interval late
     assert a.dr == before
     seq, echo, delay, ratio = b.next_hello(last_rx + 0.0295)
