@@ -175,3 +175,18 @@ def test_one_link_far_worse_than_its_neighbours_is_the_cause_not_the_node() -> N
     assert _kinds(even) == {(DiagnosisKind.NODE_DEGRADED, "n1")}
     own = ANALYZER.diagnose([_s(lossy, "loss", score=40.0), _s("n1", "rejected", 9.0)], {})
     assert (DiagnosisKind.NODE_DEGRADED, "n1") in _kinds(own)
+
+
+def test_most_of_the_mesh_silent_at_once_is_no_node_down() -> None:
+    """The Supervisor cut off from (or starved of) telemetry: no node is to blame."""
+    names = TOPO.names
+    outage = ANALYZER.diagnose([_s(n, "silent", 4.0) for n in names[:5]], {})
+    assert outage == []
+    one = ANALYZER.diagnose([_s(names[0], "silent", 4.0), _s("n1-n2", "loss", score=20.0)], {})
+    assert _kinds(one) == {
+        (DiagnosisKind.NODE_DOWN, names[0]),
+        (DiagnosisKind.LINK_DEGRADED, "n1-n2"),
+    }
+    # Other evidence still counts during an outage.
+    mixed = [_s(n, "silent", 4.0) for n in names[:5]] + [_s("n6-n7", "loss", score=20.0)]
+    assert _kinds(ANALYZER.diagnose(mixed, {})) == {(DiagnosisKind.LINK_DEGRADED, "n6-n7")}

@@ -105,6 +105,16 @@ class StatisticalAnalyzer:
         for symptom in symptoms:
             by_entity[symptom.entity].append(symptom)
         known = set(self.topology.names)
+        silent = {s.entity for s in symptoms if s.metric == "silent" and s.entity in known}
+        if len(silent) >= 2 and len(silent) > len(known) / 2:
+            # Most of the mesh silent at once: the Supervisor is cut off from the
+            # telemetry (or starved itself), which says nothing about any one node.
+            log.warning("telemetry_outage", silent=len(silent), nodes=len(known))
+            by_entity = {
+                key: kept
+                for key, evidence in by_entity.items()
+                if (kept := [s for s in evidence if s.metric != "silent"])
+            }
         out: list[Diagnosis] = []
         for node in sorted(known):
             down = self._node_down(node, by_entity, down_links)
