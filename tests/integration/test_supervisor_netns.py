@@ -14,7 +14,7 @@ import itertools
 import json
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -70,10 +70,15 @@ def _mesh_and_supervisor(ray_session: Any, tmp_path: Any) -> Iterator[tuple[Any,
 
 
 def _incident(
-    settings: Settings, since: float, root_cause: str, kind: str, checked: bool = False
+    settings: Settings,
+    since: float,
+    root_cause: str,
+    kind: str,
+    checked: bool = False,
+    actions: Collection[str] = (),
 ) -> IncidentRow | None:
     """The newest ``kind`` incident blaming ``root_cause`` opened after ``since`` that has
-    an action (and, with ``checked``, its outcome)."""
+    an action (one of ``actions`` if given) and, with ``checked``, its outcome."""
     kb = Knowledge(knowledge_path(settings))
     try:
         rows = [
@@ -83,9 +88,20 @@ def _incident(
         ]
     finally:
         kb.close()
+    if actions:
+        rows = [r for r in rows if r.action in actions]
     if checked:
         rows = [r for r in rows if r.success is not None]
     return rows[0] if rows else None
+
+
+def _incidents(settings: Settings) -> list[tuple[str, str, str | None, bool | None]]:
+    """(kind, root cause, action, success) of every incident, newest first."""
+    kb = Knowledge(knowledge_path(settings))
+    try:
+        return [(r.kind, r.root_cause, r.action, r.success) for r in kb.incidents()]
+    finally:
+        kb.close()
 
 
 def _kernel_next_hop(component: MeshComponent, src: str, dst: str) -> str:
@@ -97,11 +113,6 @@ def _kernel_next_hop(component: MeshComponent, src: str, dst: str) -> str:
     return str(json.loads(out)[0]["dev"])
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="flaky on a busy 2-core host: delayed hellos read as loss on healthy links, and "
-    "the Supervisor may act on those instead of n1-n2 (docs/mapek.md, known issues)",
-)
 def test_lossy_link_is_avoided_and_traffic_moves(ray_session, tmp_path) -> None:
     with _mesh_and_supervisor(ray_session, tmp_path) as (component, _supervisor, settings):
         link, (a, b) = "n1-n2", ("n1", "n2")
@@ -109,13 +120,21 @@ def test_lossy_link_is_avoided_and_traffic_moves(ray_session, tmp_path) -> None:
         assert _kernel_next_hop(component, a, b) == direct  # the link carries n1->n2 now
         started = time.time()
         component.fault(Fault(FaultKind.LOSS, (a, b), 40.0))
-        row = wait_for(
-            lambda: _incident(settings, started, link, "link-degraded", checked=True),
-            timeout_s=120,
-            interval_s=0.5,
-            message=f"a checked action on {link}",
-        )
-        assert row.action in (f"raise cost of {link} x10", f"route around link {link}")
+        # On a busy host the link may also drop out now and then (hellos lost in a row):
+        # while the mesh routes around it by itself, doing nothing is the right call and
+        # heals an incident.  Wait for the round in which the Supervisor moves the costs.
+        cost_actions = (f"raise cost of {link} x10", f"route around link {link}")
+        try:
+            row = wait_for(
+                lambda: _incident(
+                    settings, started, link, "link-degraded", checked=True, actions=cost_actions
+                ),
+                timeout_s=180,
+                interval_s=0.5,
+                message=f"a checked cost action on {link}",
+            )
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; incidents: {_incidents(settings)}") from None
         assert row.success, row.outcome
         # The costs the Supervisor set are in force at both ends ...
         snaps = {
