@@ -192,7 +192,7 @@ def test_up_refuses_leftovers_of_the_same_run_id(tmp_path: Path) -> None:
 
 
 async def test_hellos_wait_for_poll_with_their_arrival_time_lsas_come_at_once(
-    mesh: NetnsBackend,
+    mesh: NetnsBackend, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     p = mesh._require_plan()
     got: dict[str, list[tuple[str, bytes, float | None]]] = {"n0": [], "n1": []}
@@ -221,8 +221,19 @@ async def test_hellos_wait_for_poll_with_their_arrival_time_lsas_come_at_once(
         neighbor, data, arrived = got["n1"][1]
         assert (neighbor, data) == ("n0", hello)
         assert arrived is not None and sent_at <= arrived < polled_at - 0.04
+        previous_poll = time.monotonic()
         assert transports["n1"].poll() == 0
         assert transports["n1"].counters.received == 2
+        # The wall clock steps 5 s forward between the kernel's stamp and the read: the
+        # hello is not taken for 5 s old, it arrived after the previous poll.
+        transports["n0"].send("n1", hello)
+        await asyncio.sleep(0.05)
+        wall = time.time
+        monkeypatch.setattr(time, "time", lambda: wall() + 5.0)
+        assert transports["n1"].poll() == 1
+        monkeypatch.undo()
+        arrived = got["n1"][2][2]
+        assert arrived is not None and previous_poll <= arrived <= time.monotonic()
     finally:
         for transport in transports.values():
             transport.close()

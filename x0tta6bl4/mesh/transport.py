@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import socket
 import struct
 import time
@@ -162,6 +163,7 @@ class UdpTransport:
         self.counters = TransportCounters()
         self._hellos: dict[str, socket.socket] = {}
         self._endpoints: dict[str, asyncio.DatagramTransport] = {}
+        self._last_poll = -math.inf
 
     async def start(self) -> None:
         """Open every link's sockets in the namespace; the LSA ones join the running loop."""
@@ -200,8 +202,14 @@ class UdpTransport:
 
     def poll(self) -> int:
         """Hand every hello queued on the links to ``on_receive`` with its arrival time
-        (never blocks); returns how many.  Call it right before each tick."""
-        offset = time.monotonic() - time.time()
+        (never blocks); returns how many.  Call it right before each tick.
+
+        Arrival times are kept between the previous poll and now (every hello read now
+        came after the previous poll drained its socket), so a step of the wall clock
+        between the kernel's stamp and this read cannot age a hello by seconds."""
+        now = time.monotonic()
+        offset = now - time.time()
+        since, self._last_poll = self._last_poll, now
         counters = self.counters
         handled = 0
         for neighbor, sock in self._hellos.items():
@@ -221,7 +229,7 @@ class UdpTransport:
                 for level, kind, value in ancillary:
                     if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS:
                         sec, nsec = _TIMESPEC.unpack_from(value)
-                        arrived = sec + nsec * 1e-9 + offset
+                        arrived = min(max(sec + nsec * 1e-9 + offset, since), now)
                 counters.received += 1
                 handled += 1
                 try:
