@@ -21,7 +21,7 @@ reported too (less disturbed by other load on the host than wall-clock figures).
 
 Two designs in the same run, same code, same load:
 
-* ``offload`` (ours): blocking jobs run as Ray tasks in other processes;
+* ``offload`` (ours): blocking jobs run in the Supervisor's long-lived job runner actors;
 * ``inline`` (the earlier version's design, the baseline): training and the
   router start are called directly on the event loop.
 """

@@ -3,15 +3,15 @@
 A job (a training run, a router start) must not run on the Supervisor's event
 loop.  It goes to a :class:`JobRunner` actor instead: its own process, kept
 between jobs, so what a job imports (torch, scipy) is imported once.  Plain
-Ray tasks would do the same work but not keep the process: Ray stops idle
-workers above its soft limit (the host's CPU count) within a second, and on a
-host with more actors than cores every training step then started a fresh
-worker and spent seconds importing torch again (the load benchmark measured
-1 step in 10 s that way).
+Ray tasks would do the same work but not keep the process: Ray kills idle task
+workers beyond its soft limit (the host's CPU count), and on a host with more
+actors than cores a training step could land in a fresh worker and spend
+seconds importing torch again (the load benchmark measured 1 step in 10 s that
+way).
 
-Runners run at niceness :data:`JOB_NICENESS`: above the Supervisor's control
-loop and below Ray's default for workers (15), so on a busy host the loop is
-scheduled first and the training still gets its share before bulk producers.
+Runners run at niceness :data:`JOB_NICENESS`: scheduled after the Supervisor's
+control loop (-10) and before Ray's workers (15: MeshNodes, producers), so on a
+busy host the loop runs first and the training still gets its share.
 """
 
 from __future__ import annotations
