@@ -56,9 +56,11 @@ async def test_crashed_node_is_restarted(tmp_path) -> None:
 
 
 async def test_lossy_link_is_avoided(tmp_path) -> None:
+    """30% loss: the link stays up, degraded (at 40% the mesh's own hello accounting
+    takes it down and keeps it down in the simulator: nothing left to mitigate)."""
     rig = Rig(tmp_path)
     rows, _ = await _incident_after(
-        rig, lambda: rig.sim.inject(Fault(FaultKind.LOSS, ("n1", "n2"), 40.0)), 6
+        rig, lambda: rig.sim.inject(Fault(FaultKind.LOSS, ("n1", "n2"), 30.0)), 6
     )
     healed = [r for r in rows if r.root_cause == "n1-n2" and r.state == "healed"]
     assert healed and healed[0].success
