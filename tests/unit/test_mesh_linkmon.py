@@ -194,3 +194,16 @@ def test_link_goes_down_when_the_neighbour_stops_hearing_us() -> None:
         now += 0.02
     assert went_down_at is not None and went_down_at <= PARAMS.miss_threshold + 1
     assert a.state == LinkState.DOWN
+
+
+def test_a_lost_hello_breaks_the_good_streak_even_when_the_next_is_on_time() -> None:
+    a, b = LinkMonitor("b", PARAMS), LinkMonitor("a", PARAMS)
+    now = bring_up(a, b, rounds=2)  # two good hellos each way: still on probation
+    assert a.state == LinkState.PROBATION and a.good_in_row == 2
+    b.next_hello(now)  # lost on the way
+    deliver(a, b, now)
+    a.on_tick(now + 0.008)  # 1.25 intervals since b's last hello: late, not yet lost
+    assert a.good_in_row == 2
+    deliver(b, a, now + PARAMS.probe_interval_s)  # on time, one hello missing before it
+    assert a.good_in_row == 1
+    assert a.state == LinkState.PROBATION

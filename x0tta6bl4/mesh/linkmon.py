@@ -120,6 +120,8 @@ class LinkMonitor:
         w = self.params.ewma_weight
         if self.last_seq is not None:
             gap = min(seq - self.last_seq - 1, MAX_GAP_LOSSES)
+            if gap > 0:
+                self.good_in_row = 0  # hellos were lost: the streak is broken, late or not
             # Intervals already counted as missed by tick() are part of the gap.
             gap -= min(gap, self._missed_counted)
             if gap > 0:
