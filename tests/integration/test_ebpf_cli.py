@@ -38,7 +38,8 @@ def _cli(state: Path, *args: str) -> str:
 def test_attach_status_top_detach(pair: VethPair, tmp_path: Path) -> None:
     state = tmp_path / "state"
     out = _cli(state, "attach", pair.if_b, "--netns", pair.ns_b)
-    assert "attached xdp" in out and "drv mode" in out and "hw refused" in out
+    assert "attached xdp" in out and "skb mode" in out, "auto on a veth: generic XDP"
+    assert "hw: XDP hw mode" in out and "drv: not tried" in out, "what auto passed over, and why"
     assert "attached tc" in out
     status = _cli(state, "status", "--netns", pair.ns_b)
     assert status.count("persistent") == 2
