@@ -125,8 +125,8 @@ class MeshSettings(_Section):
     """A node whose advertised links stay unconfirmed this long is flagged, not used as transit."""
     route_protocol: int = Field(211, ge=5, le=255)
     """Kernel route protocol number of our routes (``ip route show proto 211``)."""
-    udp_port: int = Field(6211, ge=1, le=65535)
-    """UDP port of hellos and advertisements on every mesh link."""
+    udp_port: int = Field(6211, ge=1, le=65534)
+    """UDP port of hellos on every mesh link; advertisements use the next port."""
     resync_interval_s: float = Field(1.0, gt=0, le=600)
     """How often a node compares the kernel's routes with its own and repairs drift."""
     telemetry_interval_s: float = Field(1.0, gt=0, le=3600)
