@@ -43,6 +43,7 @@ from pyroute2.netlink.rtnl.marshal import MarshalRtnl
 from x0tta6bl4 import loggers
 from x0tta6bl4.errors import ConfigError, InterfaceError, MeshError, PrivilegeError
 from x0tta6bl4.mesh.nsutil import in_netns
+from x0tta6bl4.mesh.wire import is_hello
 
 __all__ = [
     "DEFAULT_PORT",
@@ -63,8 +64,6 @@ _SO_TIMESTAMPNS = 35  # Linux; the socket module does not name it
 _TIMESPEC = struct.Struct("@qq")
 _ANCILLARY_BYTES = socket.CMSG_SPACE(_TIMESPEC.size)
 _MAX_DATAGRAM = 65535
-_HELLO = b"\x01"
-"""``MsgType.HELLO``, the byte at offset 3 of a mesh datagram (:mod:`~x0tta6bl4.mesh.wire`)."""
 
 Receiver = Callable[[str, bytes, float | None], None]
 """``(neighbor, payload, arrived)``: ``arrived`` is when the kernel received the datagram,
@@ -118,14 +117,7 @@ class _LinkProtocol(asyncio.DatagramProtocol):
         self.peer_address = peer_address
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        if addr[0] != self.peer_address:
-            self.owner.counters.foreign_source += 1
-            return
-        self.owner.counters.received += 1
-        try:
-            self.owner.on_receive(self.neighbor, data, None)
-        except Exception:
-            log.exception("receive_handler_failed", neighbor=self.neighbor)
+        self.owner.deliver(self.neighbor, self.peer_address, addr[0], data, None)
 
     def error_received(self, exc: Exception) -> None:
         # ENETUNREACH/ECONNREFUSED while a link is down: the hellos say the rest.
@@ -184,7 +176,7 @@ class UdpTransport:
 
     def send(self, neighbor: str, payload: bytes) -> None:
         link = self.links.get(neighbor)
-        if payload[3:4] == _HELLO:
+        if is_hello(payload):
             sock = self._hellos.get(neighbor)
             if sock is None or link is None:
                 raise MeshError(f"no open link socket to {neighbor}", neighbor=neighbor)
@@ -222,21 +214,28 @@ class UdpTransport:
                 except OSError:  # an ICMP error of an earlier send (the link was down)
                     counters.send_errors += 1
                     continue
-                if addr[0] != peer:
-                    counters.foreign_source += 1
-                    continue
                 arrived = None
                 for level, kind, value in ancillary:
                     if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS:
                         sec, nsec = _TIMESPEC.unpack_from(value)
                         arrived = min(max(sec + nsec * 1e-9 + offset, since), now)
-                counters.received += 1
-                handled += 1
-                try:
-                    self.on_receive(neighbor, data, arrived)
-                except Exception:
-                    log.exception("receive_handler_failed", neighbor=neighbor)
+                handled += self.deliver(neighbor, peer, addr[0], data, arrived)
         return handled
+
+    def deliver(
+        self, neighbor: str, peer: str, source: str, data: bytes, arrived: float | None
+    ) -> bool:
+        """Hand a datagram from ``source`` on the link to ``neighbor`` to ``on_receive``,
+        unless it did not come from the neighbour's address ``peer`` (counted, dropped)."""
+        if source != peer:
+            self.counters.foreign_source += 1
+            return False
+        self.counters.received += 1
+        try:
+            self.on_receive(neighbor, data, arrived)
+        except Exception:
+            log.exception("receive_handler_failed", neighbor=neighbor)
+        return True
 
     def close(self) -> None:
         for endpoint in self._endpoints.values():

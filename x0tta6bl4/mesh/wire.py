@@ -43,6 +43,7 @@ __all__ = [
     "MsgType",
     "Parsed",
     "encode",
+    "is_hello",
     "parse",
     "peek",
 ]
@@ -203,6 +204,11 @@ def _unpack_at(fmt: struct.Struct, data: bytes, pos: int) -> tuple[tuple[int, ..
     if end > len(data):
         raise _malformed("truncated")
     return fmt.unpack_from(data, pos), end
+
+
+def is_hello(data: bytes) -> bool:
+    """Whether a datagram claims to be a hello (its type byte; nothing is checked)."""
+    return len(data) > 3 and data[3] == _T_HELLO
 
 
 def peek(data: bytes) -> tuple[int, str, int] | None:
