@@ -15,7 +15,9 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import subprocess
+import time
 from collections.abc import Mapping
 from importlib import metadata
 from pathlib import Path
@@ -26,6 +28,39 @@ from rich.table import Table
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 console = Console()
+
+
+def process_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) a process on this machine has used so far (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_percent(pids: list[int], seconds: float) -> float:
+    """Mean percent of one core each process uses over the next ``seconds``."""
+    before, started = {pid: process_cpu_s(pid) for pid in pids}, time.monotonic()
+    time.sleep(seconds)
+    elapsed = time.monotonic() - started
+    return statistics.mean((process_cpu_s(pid) - before[pid]) / elapsed * 100 for pid in pids)
+
+
+def idle_actor_cpu(seconds: float, settle_s: float = 0.0) -> float:
+    """Percent of one core an async Ray actor that does nothing uses (after ``settle_s``):
+    the floor under any actor's figure.  Needs a connected Ray."""
+    import ray
+
+    @ray.remote(num_cpus=0)
+    class Idle:
+        async def pid(self) -> int:
+            return os.getpid()
+
+    actor = Idle.remote()  # type: ignore[attr-defined]
+    try:
+        pid = ray.get(actor.pid.remote())
+        time.sleep(settle_s)
+        return cpu_percent([pid], seconds)
+    finally:
+        ray.kill(actor)
 
 
 def parse_args(name: str, description: str) -> argparse.Namespace:

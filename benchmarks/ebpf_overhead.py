@@ -12,7 +12,7 @@ way as a reference row, and so are TC plus tracepoints alone.
 
 Per-event cost: run time per invocation of each program from the kernel's own
 BPF statistics (``BPF_ENABLE_STATS``), measured in a separate iperf3 run.
-Agent CPU: the EbpfAgent Ray actor's process (psutil), over a window with
+Agent CPU: the EbpfAgent Ray actor's process (/proc), over a window with
 traffic flowing, at 1 s and at 100 ms read intervals.  Counter accuracy: the
 programs' counters against ``/sys/class/net/*/statistics``, in both XDP modes,
 over traffic whose packets the veth counts as the frames they are on the wire
@@ -39,13 +39,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import psutil
 import ray
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
-from benchmarks._harness import console, parse_args, report
+from benchmarks._harness import console, idle_actor_cpu, parse_args, process_cpu_s, report
 from tests.integration.ebpf_net import VethPair, sh, sysfs_stats, veth_pair
 from x0tta6bl4.actors.ebpf_agent import spawn_agent
 from x0tta6bl4.actors.runtime import ensure_ray, shutdown_ray
@@ -279,7 +278,6 @@ def agent_cpu(pair: VethPair, interval_s: float, window_s: float, state_dir: Pat
         if "error" in report_:
             raise RuntimeError(report_["message"])
         pid = ray.get(agent.__ray_call__.remote(lambda _self: os.getpid()))
-        proc = psutil.Process(pid)
         traffic = subprocess.Popen(
             [
                 *("ip", "netns", "exec", pair.ns_a, "iperf3", "-c", pair.ip_b),
@@ -289,9 +287,9 @@ def agent_cpu(pair: VethPair, interval_s: float, window_s: float, state_dir: Pat
         )
         try:
             time.sleep(2.0)  # the loop is warm and the maps have their keys
-            t0, c0 = time.monotonic(), _cpu(proc)
+            t0, c0 = time.monotonic(), process_cpu_s(pid)
             time.sleep(window_s)
-            t1, c1 = time.monotonic(), _cpu(proc)
+            t1, c1 = time.monotonic(), process_cpu_s(pid)
         finally:
             traffic.kill()
             traffic.wait()
@@ -306,32 +304,6 @@ def agent_cpu(pair: VethPair, interval_s: float, window_s: float, state_dir: Pat
     finally:
         ray.get(agent.stop.remote(), timeout=60)
         ray.kill(agent)
-
-
-@ray.remote(num_cpus=0)
-class _Idle:
-    """An actor that does nothing: what any Ray actor process costs by itself."""
-
-    def pid(self) -> int:
-        return os.getpid()
-
-
-def idle_actor_cpu(window_s: float) -> float:
-    """Percent of one core an idle Ray actor process uses (the floor under the agent)."""
-    actor = _Idle.remote()  # type: ignore[attr-defined]
-    try:
-        proc = psutil.Process(ray.get(actor.pid.remote()))
-        time.sleep(2.0)
-        t0, c0 = time.monotonic(), _cpu(proc)
-        time.sleep(window_s)
-        return (_cpu(proc) - c0) / (time.monotonic() - t0) * 100
-    finally:
-        ray.kill(actor)
-
-
-def _cpu(proc: psutil.Process) -> float:
-    times = proc.cpu_times()
-    return float(times.user + times.system)
 
 
 def _timed(label: str, fn: Callable[[], Any]) -> Any:
@@ -363,7 +335,7 @@ def main() -> None:
         try:
             cpu_1s = _timed("agent 1 s", lambda: agent_cpu(pair, 1.0, window, state_dir))
             cpu_100ms = _timed("agent 100 ms", lambda: agent_cpu(pair, 0.1, window, state_dir))
-            cpu_idle = _timed("idle actor", lambda: idle_actor_cpu(window))
+            cpu_idle = _timed("idle actor", lambda: idle_actor_cpu(window, settle_s=2.0))
         finally:
             shutdown_ray()
 

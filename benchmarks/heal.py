@@ -17,7 +17,6 @@ Run as root: ``python benchmarks/heal.py [--quick]``.
 from __future__ import annotations
 
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -33,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
-from _harness import console, parse_args, report
+from _harness import console, cpu_percent, idle_actor_cpu, parse_args, report
 from _peers import PEERS, PeerMesh
 
 from x0tta6bl4 import loggers
@@ -263,39 +262,6 @@ def signed_hello_cpu(topology: Topology, data_dir: Path) -> float:
     finally:
         component.stop()
         shutdown_ray()
-
-
-def cpu_percent(pids: list[int], seconds: float) -> float:
-    """Mean CPU percent of one process over ``seconds`` (utime + stime from /proc)."""
-
-    def ticks() -> dict[int, int]:
-        out = {}
-        for pid in pids:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            out[pid] = int(fields[11]) + int(fields[12])
-        return out
-
-    before, t0 = ticks(), time.monotonic()
-    time.sleep(seconds)
-    after, elapsed = ticks(), time.monotonic() - t0
-    hz = os.sysconf("SC_CLK_TCK")
-    return statistics.mean((after[p] - before[p]) / hz / elapsed * 100 for p in pids)
-
-
-def idle_actor_cpu(seconds: float) -> float:
-    """CPU percent of an async Ray actor that does nothing: the floor under our figure."""
-    import ray
-
-    @ray.remote(num_cpus=0)
-    class Idle:
-        async def pid(self) -> int:
-            return os.getpid()
-
-    actor = Idle.remote()  # type: ignore[attr-defined]
-    try:
-        return cpu_percent([ray.get(actor.pid.remote())], seconds)
-    finally:
-        ray.kill(actor)
 
 
 def run_peer(

@@ -45,7 +45,7 @@ import ray
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._harness import console, parse_args, report
+from benchmarks._harness import console, parse_args, process_cpu_s, report
 from x0tta6bl4.actors.runtime import ensure_ray, shutdown_ray
 from x0tta6bl4.actors.supervisor import spawn_supervisor
 from x0tta6bl4.config import RaySettings, Settings
@@ -146,12 +146,6 @@ class Producer:
         self.messages += 1
         self.sent += ack["accepted"] * len(self.entities)
         self.dropped += ack["dropped"] * len(self.entities)
-
-
-def process_cpu_s(pid: int) -> float:
-    """utime + stime of a process on this machine (Linux)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def drive(supervisor: Any, seconds: float) -> dict[str, float]:
