@@ -21,12 +21,19 @@ BPF_PERCPU_HASH(x0_tc_counters, struct x0_iface_key, struct x0_counter, X0_MAX_K
 
 /* ETH_HLEN when the buffer starts at its network header instead of its Ethernet
  * header, else 0: the 8 bytes at the network header are found at data + ETH_HLEN
- * (Ethernet first) or at data itself (network header first). */
-static __always_inline u32 x0_l2_missing(struct __sk_buff *skb)
+ * (Ethernet first) or at data itself (network header first).  Where those bytes
+ * are in the linear data they are compared in place: one helper call per packet
+ * instead of three. */
+static __always_inline u32 x0_l2_missing(struct __sk_buff *skb, void *data, void *data_end)
 {
     u64 net = 0, after_eth = 0, at_data = 0;
     if (bpf_skb_load_bytes_relative(skb, 0, &net, sizeof(net), BPF_HDR_START_NET))
         return 0;
+    if (data + ETH_HLEN + sizeof(net) <= data_end) {
+        if (*(u64 *)(data + ETH_HLEN) == net)
+            return 0;
+        return *(u64 *)data == net ? ETH_HLEN : 0;
+    }
     if (!bpf_skb_load_bytes(skb, ETH_HLEN, &after_eth, sizeof(after_eth)) && after_eth == net)
         return 0;
     if (!bpf_skb_load_bytes(skb, 0, &at_data, sizeof(at_data)) && at_data == net)
@@ -41,7 +48,7 @@ static __always_inline int x0_tc_count(struct __sk_buff *skb, u8 hook)
     struct x0_iface_key key = {};
     key.ifindex = skb->ifindex;
     key.hook = hook;
-    u32 missing = hook == X0_HOOK_TC_INGRESS ? x0_l2_missing(skb) : 0;
+    u32 missing = hook == X0_HOOK_TC_INGRESS ? x0_l2_missing(skb, data, data_end) : 0;
     u32 headers;
     if (missing) {
         headers = x0_classify_l3(bpf_ntohs(skb->protocol), data, data, data_end, &key);
