@@ -237,7 +237,10 @@ def _gaps(echo: EchoStream, kills: dict[str, float]) -> str:
         if b - a > 0.05
     ]
     marks = ", ".join(f"{n} killed at {t - first:+.2f} s" for n, t in kills.items())
-    return f"{marks}; pauses: {'; '.join(pauses) or 'none'}"
+    lost = ", ".join(
+        f"#{seq} sent at {echo.sent_at(seq) - first:+.2f} s" for seq in echo.stats().lost_sequences
+    )
+    return f"{marks}; lost: {lost or 'none'}; pauses: {'; '.join(pauses) or 'none'}"
 
 
 @ray.remote(num_cpus=0)

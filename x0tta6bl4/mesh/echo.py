@@ -91,8 +91,10 @@ class EchoStream:
         self._replies: list[tuple[float, int]] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self._stop_sending = threading.Event()
         self._threads: list[threading.Thread] = []
-        self._sent = 0
+        self._sent_at: list[float] = []
+        """Send time (unix seconds) of sequence number i + 1."""
         self._socks: list[socket.socket] = []
 
     def start(self) -> EchoStream:
@@ -139,18 +141,28 @@ class EchoStream:
         target = (self.dst_address, self.port)
         due = time.monotonic()
         seq = 0
-        while not self._stop.is_set():
+        while not self._stop_sending.is_set():
             seq += 1
+            sent_at = time.time()
             with contextlib.suppress(OSError):  # unreachable for now: lost, not fatal
-                sock.sendto(_PACKET.pack(seq, time.time()), target)
-            self._sent = seq
+                sock.sendto(_PACKET.pack(seq, sent_at), target)
+            self._sent_at.append(sent_at)
             due += self.interval_s
             delay = due - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
 
-    def stop(self) -> None:
-        """Stop the threads (within about 50 ms) and close the sockets; idempotent."""
+    def stop(self, drain_s: float = 1.0) -> None:
+        """Stop sending, wait up to ``drain_s`` for the replies still in flight (on a
+        loaded host one can take tens of ms, and ending the receiver first counted it
+        lost), then stop the threads and close the sockets; idempotent."""
+        self._stop_sending.set()
+        for thread in self._threads:
+            if thread.name == "x0-tx":
+                thread.join(timeout=2)
+        deadline = time.monotonic() + drain_s
+        while self._threads and time.monotonic() < deadline and self._in_flight():
+            time.sleep(self.interval_s)
         self._stop.set()
         for thread in self._threads:
             thread.join(timeout=2)
@@ -190,14 +202,25 @@ class EchoStream:
         with self._lock:
             return self._replies[-1][0] if self._replies else 0.0
 
+    def _in_flight(self) -> bool:
+        """Whether a reply to one of the last few datagrams sent is still missing."""
+        with self._lock:
+            got = {seq for _, seq in self._replies[-8:]}
+        top = len(self._sent_at)
+        return any(seq not in got for seq in range(max(1, top - 3), top + 1))
+
     def stats(self) -> StreamStats:
         """Sent and received so far; lost = sequences without a reply (the last one,
         possibly in flight, excluded)."""
         with self._lock:
             got = {seq for _, seq in self._replies}
-        top = self._sent
+        top = len(self._sent_at)
         lost = [s for s in range(1, top) if s not in got]
         return StreamStats(sent=top, received=len(got), lost_sequences=lost)
+
+    def sent_at(self, seq: int) -> float:
+        """When datagram ``seq`` was sent (unix seconds)."""
+        return self._sent_at[seq - 1]
 
     def __enter__(self) -> EchoStream:
         return self.start()
