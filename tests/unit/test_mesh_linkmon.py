@@ -207,3 +207,19 @@ def test_a_lost_hello_breaks_the_good_streak_even_when_the_next_is_on_time() -> 
     deliver(b, a, now + PARAMS.probe_interval_s)  # on time, one hello missing before it
     assert a.good_in_row == 1
     assert a.state == LinkState.PROBATION
+
+
+def test_a_link_back_from_an_outage_comes_up_at_its_measured_cost() -> None:
+    a, b = LinkMonitor("b", PARAMS), LinkMonitor("a", PARAMS)
+    now = bring_up(a, b)
+    assert a.up and b.up
+    # One second of silence both ways: both ends go down and count every hello lost.
+    now += 1.0
+    assert a.on_tick(now) and b.on_tick(now)
+    assert a.dr < 0.01
+    now = bring_up(a, b, now, rounds=6)
+    # Up again after a probation in which every hello arrived: the outage's losses do
+    # not inflate ETX (they made the link return at ~4x its cost and flap routes).
+    assert a.up and b.up
+    assert a.dr > 0.95 and b.dr > 0.95
+    assert a.etx == pytest.approx(1.0, abs=0.1)

@@ -18,7 +18,8 @@ when the neighbour's echoes show it no longer hears us (a one-way link), or
 at once on :meth:`LinkMonitor.carrier_down`.  It comes back UP only after
 ``hold_down_probes`` good hellos in a row, both ways (the neighbour echoes
 ours); every down within ``FLAP_WINDOW_S`` doubles that number (up to
-``MAX_FLAP_SHIFT`` doublings), so a flapping link does not flap routes.
+``MAX_FLAP_SHIFT`` doublings), so a flapping link does not flap routes.  It comes
+back with the delivery ratio of its probation (every hello), not the outage's.
 """
 
 from __future__ import annotations
@@ -88,8 +89,8 @@ class LinkMonitor:
         self._sent: deque[tuple[int, float]] = deque(maxlen=SENT_MEMORY)
         self._downs: deque[float] = deque()
         self._echo_fresh = False
-        self._echoed_sent_at: float | None = None
-        """When we sent the newest hello the neighbour says it got (one-way detection)."""
+        self._echoed_seq: int | None = None
+        """Our newest hello the neighbour says it got (one-way detection)."""
         self._missed_counted = 0
 
     # --- sending ---------------------------------------------------------------
@@ -145,7 +146,7 @@ class LinkMonitor:
             sent_at = sent[i][1]
             sample = max(0.0, now - sent_at - echo_delay_s)
             self.rtt_s = sample if self.rtt_s is None else self.rtt_s * (1 - w) + sample * w
-            self._echoed_sent_at = sent_at
+            self._echoed_seq = echo_seq
             self.good_in_row += 1
         else:
             self.good_in_row = 0
@@ -155,6 +156,10 @@ class LinkMonitor:
         if self.state == LinkState.UP:
             return False
         if self.good_in_row >= self.required_good(now):
+            # The losses of the outage are history: the link has just delivered every
+            # hello of its probation.  Carried over, they made it come back at several
+            # times its cost and re-advertise each step down (route flaps, micro-loops).
+            self.dr = 1.0
             self._set(LinkState.UP)
             return True
         if self.state == LinkState.DOWN:
@@ -178,11 +183,18 @@ class LinkMonitor:
 
     def one_way(self, now: float) -> bool:
         """Whether the neighbour has stopped hearing us: it still talks, but its echoes
-        name none of our hellos of the last ``miss_threshold + 1`` intervals."""
-        if self._echoed_sent_at is None:
+        name none of the hellos we sent after the echoed one, the first of which left
+        ``miss_threshold`` intervals ago.  (Measured from what we sent, not from the
+        echoed hello: after a stall of ours, in which we sent nothing, the echo is old
+        and the link fine.)"""
+        if self._echoed_seq is None:
             return False
-        limit = (self.params.miss_threshold + 1) * self.params.probe_interval_s
-        return now - self._echoed_sent_at > limit
+        sent = self._sent
+        i = self._echoed_seq + 1 - (self.next_seq - len(sent))
+        if i >= len(sent):
+            return False  # nothing sent since the hello it echoes
+        limit = self.params.miss_threshold * self.params.probe_interval_s
+        return i < 0 or now - sent[i][1] > limit
 
     def overdue(self, now: float) -> int:
         """Hellos counted as lost by now: each one half an interval after it was due.
