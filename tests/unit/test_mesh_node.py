@@ -308,3 +308,41 @@ def test_contradictory_timers_are_config_errors(overrides: dict[str, float], mat
             n0.codec,
             MeshSettings(**overrides),  # type: ignore[arg-type]
         )
+
+
+def test_a_tick_after_the_node_itself_stalled_judges_no_link() -> None:
+    sim = converged(ring(3))
+    node, n1 = sim.nodes["n0"], sim.nodes["n1"]
+    interval = sim.settings.probe_interval_s
+    stalled_at = sim.clock.now()
+    # n0 does not run for five intervals; n1's hellos of that time reach its socket only
+    # after n0's first tick (the kernel's receive backlog was not processed either).
+    sim.clock.t += 5 * interval
+    node.tick()
+    assert node.monitors["n1"].up and node.monitors["n2"].up
+    assert node.counters.stalled_ticks == 1
+    for k in range(1, 6):
+        seq, echo, delay, ratio = n1.monitors["n0"].next_hello(stalled_at + k * interval)
+        hello = Hello("n1", seq, n1.codec.wall(), "n0", echo, delay, ratio)
+        node.receive("n1", n1.codec.seal(hello), arrived=stalled_at + k * interval)
+    # One interval later, on time: n1 was heard, n2 was not (its hellos never came).
+    sim.clock.t += interval
+    node.tick()
+    assert node.monitors["n1"].up
+    assert not node.monitors["n2"].up
+    assert node.counters.stalled_ticks == 1
+
+
+def test_a_host_that_stays_overloaded_still_detects_silence_a_tick_later() -> None:
+    sim = converged(ring(3))
+    node = sim.nodes["n0"]
+    interval = sim.settings.probe_interval_s
+    # Every tick comes three intervals late and no hello arrives: the first late tick
+    # skips its verdicts, the next one judges anyway.
+    sim.clock.t += 3 * interval
+    node.tick()
+    assert node.monitors["n1"].up
+    sim.clock.t += 3 * interval
+    node.tick()
+    assert not node.monitors["n1"].up and not node.monitors["n2"].up
+    assert node.counters.stalled_ticks == 1

@@ -61,6 +61,12 @@ FLOOD_RACE_S = 1.0
 """An older LSA at most this much older than the stored one lost a flooding race (counted
 as ``stale``); anything older is a replay (counted as rejected ``replayed``)."""
 MAX_EVENTS = 1000
+GRACEFUL_RESTART_S = 1.0
+"""After :meth:`MeshNodeLogic.adopt`, how long at most a node waits for all its links
+before it advertises and routes on what it has."""
+STALL_INTERVALS = 2.0
+"""A tick this many probe intervals after the previous one finds the node itself was not
+running: it judges no link by missed hellos (see :meth:`MeshNodeLogic.tick`)."""
 DRAIN_COST = 1_000_000.0
 """What a drained link (override ``math.inf``) is advertised at: dearer than any real
 path, so SPF uses it only when nothing else reaches the destination (and it fits the
@@ -135,6 +141,9 @@ class MeshNodeLogic:
         self._routes_dirty = False
         self._last_spf = -math.inf
         self._quiet_until = -math.inf
+        self._last_tick = clock.now()
+        self._skipped = False
+        """Whether the previous tick judged no link (see :meth:`tick`)."""
         for neighbor in neighbors:
             self.add_neighbor(neighbor, (link_costs or {}).get(neighbor, 1.0))
 
@@ -142,11 +151,24 @@ class MeshNodeLogic:
 
     def tick(self) -> None:
         """Once per probe interval: detect silent links, send hellos, age and refresh LSAs,
-        run a deferred SPF and expire repair and stale-route holds."""
+        run a deferred SPF and expire repair and stale-route holds.
+
+        A tick that comes :data:`STALL_INTERVALS` or more after the previous one judges
+        no link silent: this node was not running, and the hellos sent to it meanwhile
+        may still sit in the kernel's receive backlog (a CPU saturated by real-time
+        threads defers it), so every link would look silent at once.  The next tick
+        judges, stalled or not: detection is late by one tick at most, also on a host
+        that stays overloaded."""
         now = self.clock.now()
-        for neighbor, monitor in list(self.monitors.items()):
-            if monitor.on_tick(now):
-                self._link_down(neighbor, now, "probe")
+        gap = now - self._last_tick
+        stalled = gap >= STALL_INTERVALS * self.params.probe_interval_s and not self._skipped
+        self._last_tick, self._skipped = now, stalled
+        if stalled:
+            self.counters.stalled_ticks += 1
+        else:
+            for neighbor, monitor in list(self.monitors.items()):
+                if monitor.on_tick(now):
+                    self._link_down(neighbor, now, "probe")
         for neighbor, monitor in self.monitors.items():
             seq, echo_seq, echo_delay, ratio = monitor.next_hello(now)
             hello = Hello(self.name, seq, self.codec.wall(), neighbor, echo_seq, echo_delay, ratio)
@@ -213,10 +235,14 @@ class MeshNodeLogic:
         for dest, route in self.routes.installed().items():
             self.installed[dest] = route
             self._stale.setdefault(dest, now)
-        # Advertise nothing until the links are back (or a few detection times passed):
-        # a partial LSA would pull traffic off links that still forward fine.
+        # Until the links are back (or the grace has passed) advertise nothing and keep
+        # the adopted routes: a partial LSA would pull traffic off links that still
+        # forward fine, and routes computed from the first links up pointed traffic that
+        # a neighbour already sent us back at another neighbour still routing through us
+        # (a micro-loop; RFC 3623's graceful restart keeps the old table the same way).
         p = self.params
-        self._quiet_until = now + 2 * (p.hold_down_probes + p.miss_threshold) * p.probe_interval_s
+        detect = 2 * (p.hold_down_probes + p.miss_threshold) * p.probe_interval_s
+        self._quiet_until = now + max(GRACEFUL_RESTART_S, detect)
         self.log.info("routes adopted", routes=len(self.installed))
         return len(self.installed)
 
@@ -483,9 +509,21 @@ class MeshNodeLogic:
             if m.up and n not in self.isolated
         }
 
+    def _restarting(self, now: float) -> bool:
+        """Inside the graceful-restart window of :meth:`adopt`, some link not back yet:
+        not up here, or not yet confirmed by the neighbour's LSA (until then SPF cannot
+        use it, while nodes that got that LSA first already route through us)."""
+        if now >= self._quiet_until:
+            return False
+        for neighbor, monitor in self.monitors.items():
+            entry = self.lsdb.get(neighbor)
+            if not monitor.up or entry is None or self.name not in entry.links:
+                return True
+        return False
+
     def _refresh_own(self, now: float) -> None:
         links = self._current_links()
-        if now < self._quiet_until and len(links) < len(self.monitors):
+        if self._restarting(now):
             return
         old = self._advertised
         if (
@@ -592,6 +630,10 @@ class MeshNodeLogic:
             held = self._held.get(dest, current)
             if held is not None and now - since < hold and held.next_hop not in self._carrier_lost:
                 desired[dest] = held
+        if self._restarting(now):
+            for dest, route in self.installed.items():
+                if route.next_hop not in self._carrier_lost:
+                    desired[dest] = route
         for neighbor, since in list(self._silent.items()):
             monitor = self.monitors.get(neighbor)
             entry = self.lsdb.get(neighbor)

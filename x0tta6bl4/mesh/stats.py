@@ -51,6 +51,8 @@ class NodeCounters:
     link_downs: int = 0
     link_ups: int = 0
     send_errors: int = 0
+    stalled_ticks: int = 0
+    """Ticks that judged no link because this node itself had not run for a while."""
 
     def flat(self) -> dict[str, int]:
         """``{"rejected_forged": 3, "spf_runs": 12, ...}`` for metrics."""
