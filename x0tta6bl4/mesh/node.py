@@ -141,6 +141,8 @@ class MeshNodeLogic:
         self._routes_dirty = False
         self._last_spf = -math.inf
         self._quiet_until = -math.inf
+        self._adopted = False
+        """Whether :meth:`adopt` found routes (a restart, not a cold start)."""
         self._last_tick = clock.now()
         self._skipped = False
         """Whether the previous tick judged no link (see :meth:`tick`)."""
@@ -240,9 +242,13 @@ class MeshNodeLogic:
         # forward fine, and routes computed from the first links up pointed traffic that
         # a neighbour already sent us back at another neighbour still routing through us
         # (a micro-loop; RFC 3623's graceful restart keeps the old table the same way).
+        # With nothing adopted (a cold start) only the local links are waited for, and
+        # only a few detection times: neighbours starting at the same moment would each
+        # wait for the other's confirming LSA until the grace ran out.
         p = self.params
         detect = 2 * (p.hold_down_probes + p.miss_threshold) * p.probe_interval_s
-        self._quiet_until = now + max(GRACEFUL_RESTART_S, detect)
+        self._adopted = bool(self.installed)
+        self._quiet_until = now + (max(GRACEFUL_RESTART_S, detect) if self._adopted else detect)
         self.log.info("routes adopted", routes=len(self.installed))
         return len(self.installed)
 
@@ -510,14 +516,16 @@ class MeshNodeLogic:
         }
 
     def _restarting(self, now: float) -> bool:
-        """Inside the graceful-restart window of :meth:`adopt`, some link not back yet:
-        not up here, or not yet confirmed by the neighbour's LSA (until then SPF cannot
-        use it, while nodes that got that LSA first already route through us)."""
+        """Inside the quiet window of :meth:`adopt`, some link not back yet: not up here,
+        or, after a restart, not yet confirmed by the neighbour's LSA (until then SPF
+        cannot use it, while nodes that got that LSA first already route through us)."""
         if now >= self._quiet_until:
             return False
         for neighbor, monitor in self.monitors.items():
+            if not monitor.up:
+                return True
             entry = self.lsdb.get(neighbor)
-            if not monitor.up or entry is None or self.name not in entry.links:
+            if self._adopted and (entry is None or self.name not in entry.links):
                 return True
         return False
 
