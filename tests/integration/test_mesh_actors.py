@@ -118,13 +118,15 @@ def _link_views(mesh: Any, a: str, b: str) -> list[LinkSnapshot]:
     ]
 
 
-def _link_up_both_ends(mesh: Any, a: str, b: str) -> bool:
-    return all(view.state == LinkState.UP for view in _link_views(mesh, a, b))
+def _hellos_on(views: list[LinkSnapshot]) -> int:
+    """Hellos received on a link by the end that heard fewer."""
+    return min(view.hellos_received for view in views)
 
 
-def _hellos_on(mesh: Any, a: str, b: str) -> int:
-    """Hellos received on the link a-b by the end that heard fewer."""
-    return min(view.hellos_received for view in _link_views(mesh, a, b))
+def _up_and_probed(mesh: Any, a: str, b: str, heard: int) -> bool:
+    """The link a-b is up at both ends, each having heard more than ``heard`` hellos."""
+    views = _link_views(mesh, a, b)
+    return all(view.state == LinkState.UP for view in views) and _hellos_on(views) > heard
 
 
 @pytest.mark.parametrize("kind", ["link-down", "loss"])
@@ -174,9 +176,9 @@ def test_a_drained_link_carries_nothing_until_cleared(mesh: Any) -> None:
         # Drained is not down: the link keeps exchanging hellos and is up at both ends.
         # (Waited for, not sampled once: on a loaded CI host a stalled node process
         # can miss three hellos and take any link down for a moment.)
-        heard = _hellos_on(mesh, SRC, hop)
+        heard = _hellos_on(_link_views(mesh, SRC, hop))
         wait_for(
-            lambda: _link_up_both_ends(mesh, SRC, hop) and _hellos_on(mesh, SRC, hop) > heard,
+            lambda: _up_and_probed(mesh, SRC, hop, heard),
             10,
             0.1,
             f"drained {SRC}-{hop} up and probed at both ends",
