@@ -63,6 +63,13 @@ _NODE_SYSCTLS = {
     "net.ipv6.conf.default.accept_dad": "0",
 }
 
+_VETH_INDEX_BASE = 1000
+"""One end of every veth gets interface index 1000 + link number: the kernel's link
+watch takes a device whose index equals its peer's (2 and 2 in two fresh namespaces)
+for a physical one and defers its carrier changes by up to a second; with distinct
+indexes a veth's carrier loss reaches routing at once.  Namespaces number their own
+devices from 1, so these never collide."""
+
 
 def runs_dir(data_dir: Path) -> Path:
     return Path(data_dir) / "mesh" / "runs"
@@ -188,6 +195,7 @@ class NetnsBackend:
                     ipr.link(
                         "add",
                         ifname=link.a.ifname,
+                        index=_VETH_INDEX_BASE + link.index,
                         kind="veth",
                         peer={"ifname": link.b.ifname, "net_ns_fd": peer_ns},
                     )
