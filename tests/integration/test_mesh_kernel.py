@@ -14,6 +14,7 @@ import pytest
 from tests.helpers import async_wait_for, wait_for
 from x0tta6bl4.errors import ConfigError, KernelFeatureError, MeshError, RouteError
 from x0tta6bl4.mesh.faults import FAULT_TABLE, parse_fault
+from x0tta6bl4.mesh.inspect import run_routes
 from x0tta6bl4.mesh.kernel_routes import ROUTE_PROTO, KernelRoutes, KernelRouteSink, NextHop
 from x0tta6bl4.mesh.netns import NetnsBackend, clean
 from x0tta6bl4.mesh.nsutil import list_netns, pids_in_netns
@@ -85,6 +86,49 @@ def test_routes_install_replace_remove_and_read_back(mesh: NetnsBackend) -> None
     assert again.flush() == 1
     assert sh(ns0, f"ip route show proto {ROUTE_PROTO}").strip() == ""
     assert "192.0.2.0/24" in sh(ns0, "ip route show proto static")
+
+
+def test_the_kernel_falls_over_to_the_backup_route_on_carrier_loss_without_a_write(
+    mesh: NetnsBackend,
+) -> None:
+    p = mesh._require_plan()
+    ns0, dst = p.namespaces["n0"], p.loopbacks["n2"]
+    via_n1, via_n3 = p.ends("n0")["n1"], p.ends("n0")["n3"]
+    sink = sink_for(mesh, "n0")
+    sink.apply([Route("n2", "n1", 2.0, backup="n3")], [])
+    for node, routes in {
+        "n1": [Route("n2", "n2", 1.0)],
+        "n3": [Route("n2", "n2", 1.0), Route("n0", "n0", 1.0)],
+        "n2": [Route("n0", "n3", 2.0)],
+    }.items():
+        other = sink_for(mesh, node)
+        other.apply(routes, [])
+        assert other.resync().result(10) == 0
+    assert sink.resync().result(10) == 0
+    shown = sh(ns0, f"ip route show {dst} proto {ROUTE_PROTO}")
+    assert f"via {via_n1.peer_address} dev {via_n1.ifname}" in shown and "metric 10" in shown
+    assert f"via {via_n3.peer_address} dev {via_n3.ifname}" in shown and "metric 20" in shown
+    assert f"dev {via_n1.ifname}" in sh(ns0, f"ip route get {dst}")
+    listed = run_routes(mesh.data_dir, mesh.run_id, "n0")  # `x0tta6bl4 mesh routes n0`
+    assert listed == [
+        ("n0", "n2", dst, "n1", via_n1.ifname, "primary"),
+        ("n0", "n2", dst, "n3", via_n3.ifname, "backup"),
+    ]
+    # The far end goes down: n0's end loses carrier (the kernel's link watch tells its
+    # routing at once), and nobody writes a route.
+    sh(p.namespaces["n1"], f"ip link set {p.ends('n1')['n0'].ifname} down")
+    assert f"dev {via_n3.ifname}" in sh(ns0, f"ip route get {dst}")
+    assert mesh.reachable("n0", "n2")
+    # Our end goes down too: the kernel drops the primary, the backup forwards on, and a
+    # restarted node adopts it as its primary.
+    sh(ns0, f"ip link set {via_n1.ifname} down")
+    assert mesh.reachable("n0", "n2")
+    restarted = sink_for(mesh, "n0")
+    assert restarted.load() == {"n2": Route("n2", "n3", 0.0)}
+    assert restarted.suspected
+    assert restarted.resync().result(10) == 2  # moved to the primary's metric
+    shown = sh(ns0, f"ip route show {dst} proto {ROUTE_PROTO}")
+    assert shown.count("via") == 1 and "metric 10" in shown and via_n3.ifname in shown
 
 
 def test_guarded_sink_refuses_to_replace_a_route_of_another_protocol(mesh: NetnsBackend) -> None:

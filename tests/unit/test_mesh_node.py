@@ -10,11 +10,11 @@ import pytest
 from x0tta6bl4.config import MeshSettings
 from x0tta6bl4.errors import ConfigError, RouteError
 from x0tta6bl4.mesh.linkmon import LinkState
-from x0tta6bl4.mesh.node import MeshNodeLogic
+from x0tta6bl4.mesh.node import BACKUP_SETTLE_S, MeshNodeLogic
 from x0tta6bl4.mesh.ports import Fault, FaultKind, Route
 from x0tta6bl4.mesh.security import NodeKey, SecureCodec
 from x0tta6bl4.mesh.sim import SimBackend, SimRouteSink
-from x0tta6bl4.mesh.topology import Topology, grid, ring
+from x0tta6bl4.mesh.topology import Topology, grid, link_key, ring
 from x0tta6bl4.mesh.wire import MAC_BYTES, Hello, Lsa, encode
 
 
@@ -73,6 +73,22 @@ def test_carrier_loss_switches_to_the_alternate_within_the_same_call() -> None:
     assert node.counters.lfa_repairs == 1
     assert sim.delivered > sent  # the new LSA went out in the same call
     assert node.monitors["n1"].state == LinkState.DOWN
+
+
+def test_routes_carry_their_alternate_for_the_forwarding_plane_to_fall_over_to() -> None:
+    sim = converged(ring(5))
+    sim.run(BACKUP_SETTLE_S)  # backups follow a table that has settled
+    routes = sim.sinks["n0"].routes
+    assert (routes["n2"].next_hop, routes["n2"].backup) == ("n1", "n4")
+    assert routes["n1"].backup is None  # no loop-free alternate to a direct neighbour
+    # The link dies and no node has heard of it yet: the data plane takes the backup.
+    sim.links[link_key("n0", "n1")].up = False
+    assert sim.reachable("n0", "n2")
+    assert not sim.reachable("n0", "n1")
+    # Once n0 knows, the repaired route is the alternate itself, with no backup left.
+    sim.nodes["n0"].link_event("n1", up=False)
+    repaired = sim.sinks["n0"].routes["n2"]
+    assert (repaired.next_hop, repaired.backup) == ("n4", None)
 
 
 def test_silent_failure_is_repaired_in_the_tick_that_detects_it() -> None:

@@ -102,7 +102,7 @@ def routes(
 
     rows = run_routes(settings_of(ctx).data_dir, run, node)
     table = Table(title="mesh routes")
-    for column in ("node", "destination", "address", "via", "dev"):
+    for column in ("node", "destination", "address", "via", "dev", "role"):
         table.add_column(column)
     for row in rows:
         table.add_row(*row)

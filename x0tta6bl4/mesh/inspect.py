@@ -12,7 +12,7 @@ from pathlib import Path
 
 from pyroute2 import IPRoute
 
-from x0tta6bl4.mesh.kernel_routes import KernelRoutes
+from x0tta6bl4.mesh.kernel_routes import BACKUP_METRIC, PRIMARY_METRIC, KernelRoutes
 from x0tta6bl4.mesh.netns import NetnsBackend
 from x0tta6bl4.mesh.nsutil import netns_exists
 
@@ -60,7 +60,7 @@ def run_status(data_dir: Path, run_id: str | None = None) -> RunStatus:
             if row.exists:
                 worker = backend.worker(node)
                 states = worker.call(_link_states)
-                row.routes = len(worker.call(kernel.read))
+                row.routes = len({addr for addr, _ in worker.call(kernel.read)})
                 row.down = sorted(peer for peer, end in ends.items() if not states.get(end.ifname))
                 row.links_up = row.links - len(row.down)
             rows.append(row)
@@ -72,8 +72,9 @@ def run_status(data_dir: Path, run_id: str | None = None) -> RunStatus:
 
 def run_routes(
     data_dir: Path, run_id: str | None = None, only: str | None = None
-) -> list[tuple[str, str, str, str, str]]:
-    """``(node, destination, address, via neighbour, device)`` for each of our routes."""
+) -> list[tuple[str, str, str, str, str, str]]:
+    """``(node, destination, address, via neighbour, device, role)`` for each of our
+    routes; role is ``primary`` or ``backup`` (the loop-free alternate)."""
     backend = NetnsBackend.attach(data_dir, run_id)
     plan = backend._require_plan()
     kernel = KernelRoutes()
@@ -83,10 +84,12 @@ def run_routes(
             backend.namespace(node)
             ends = plan.ends(node)
             by_gateway = {end.peer_address: (peer, end.ifname) for peer, end in ends.items()}
-            for addr, (gateway, _oif) in sorted(backend.worker(node).call(kernel.read).items()):
+            found = backend.worker(node).call(kernel.read)
+            for (addr, metric), (gateway, _oif) in sorted(found.items()):
                 peer, ifname = by_gateway.get(gateway, (gateway, "?"))
                 dest = plan.node_of_loopback(addr) or "?"
-                rows.append((node, dest, addr, peer, ifname))
+                role = {PRIMARY_METRIC: "primary", BACKUP_METRIC: "backup"}.get(metric, str(metric))
+                rows.append((node, dest, addr, peer, ifname, role))
     finally:
         backend.close()
     return rows

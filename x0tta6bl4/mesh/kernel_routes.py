@@ -4,9 +4,17 @@ Every route x0tta6bl4 installs carries protocol number :data:`ROUTE_PROTO`
 (211; unassigned in iproute2's ``rt_protos``), so ``ip route show proto 211``
 lists exactly ours and removal never touches a route of another protocol.
 A route goes to a node's loopback /32 through the neighbour's link address
-on the link's interface, with the node's own loopback as preferred source::
+on the link's interface, with the node's own loopback as preferred source, at
+metric :data:`PRIMARY_METRIC`; where the destination has a loop-free
+alternate, a second route through it waits at :data:`BACKUP_METRIC`::
 
-    10.255.0.5 via 10.128.0.17 dev x0-n3 proto 211 src 10.255.0.1
+    10.255.0.5 via 10.128.0.17 dev x0-n3 proto 211 src 10.255.0.1 metric 10
+    10.255.0.5 via 10.128.0.9 dev x0-n1 proto 211 src 10.255.0.1 metric 20
+
+The kernel removes the routes of an interface set down and, with
+``ignore_routes_with_linkdown``, skips those of an interface without carrier,
+so it falls over to the backup the instant a link dies: the repair needs no
+write, which on a busy host can wait tens of milliseconds for the RTNL lock.
 
 :class:`KernelRouteSink` is the :class:`~x0tta6bl4.mesh.ports.RouteSink` the
 MeshNode actor hands its logic: ``apply`` records the wanted state and queues
@@ -36,11 +44,22 @@ from x0tta6bl4.errors import InterfaceError, MeshError, PrivilegeError, RouteErr
 from x0tta6bl4.mesh.nsutil import NetnsWorker
 from x0tta6bl4.mesh.ports import Route
 
-__all__ = ["MAIN_TABLE", "ROUTE_PROTO", "KernelRouteSink", "KernelRoutes", "NextHop"]
+__all__ = [
+    "BACKUP_METRIC",
+    "MAIN_TABLE",
+    "PRIMARY_METRIC",
+    "ROUTE_PROTO",
+    "KernelRouteSink",
+    "KernelRoutes",
+    "NextHop",
+]
 
 ROUTE_PROTO = 211
 """Our route protocol number (``ip route show proto 211``); see docs/mesh.md."""
 MAIN_TABLE = 254
+PRIMARY_METRIC = 10
+BACKUP_METRIC = 20
+"""Metrics of a destination's two routes; not 0, which a delete reads as "any"."""
 
 log = loggers.mesh
 
@@ -51,6 +70,10 @@ class NextHop:
 
     ifname: str
     gateway: str
+
+
+_Op = tuple[str, str, int, NextHop | None]
+"""One queued write: destination node, its address, metric, next hop (None: delete)."""
 
 
 def _translate(exc: NetlinkError, what: str, **context: Any) -> MeshError | PrivilegeError:
@@ -89,8 +112,8 @@ class KernelRoutes:
             self._ifindex[ifname] = found[0]
         return self._ifindex[ifname]
 
-    def read(self, ipr: IPRoute) -> dict[str, tuple[str, int]]:
-        """Our /32 routes: destination address -> (gateway, interface index)."""
+    def read(self, ipr: IPRoute) -> dict[tuple[str, int], tuple[str, int]]:
+        """Our /32 routes: (destination address, metric) -> (gateway, interface index)."""
         try:
             msgs = ipr.get_routes(family=2, table=self.table, proto=self.proto)
         except NetlinkError as exc:
@@ -101,10 +124,17 @@ class KernelRoutes:
                 continue
             dst, gateway, oif = msg.get("dst"), msg.get("gateway"), msg.get("oif")
             if dst and gateway and oif:
-                routes[dst] = (gateway, oif)
+                routes[dst, msg.get("priority") or 0] = (gateway, oif)
         return routes
 
-    def replace(self, ipr: IPRoute, dst: str, hop: NextHop, source: str | None = None) -> None:
+    def replace(
+        self,
+        ipr: IPRoute,
+        dst: str,
+        hop: NextHop,
+        source: str | None = None,
+        metric: int = PRIMARY_METRIC,
+    ) -> None:
         if self.guard_foreign:
             self._refuse_foreign(ipr, dst)
         try:
@@ -114,6 +144,7 @@ class KernelRoutes:
                 dst_len=32,
                 gateway=hop.gateway,
                 oif=self.ifindex(ipr, hop.ifname),
+                priority=metric,
                 proto=self.proto,
                 table=self.table,
                 **({"prefsrc": source} if source else {}),
@@ -123,10 +154,12 @@ class KernelRoutes:
                 self._ifindex.pop(hop.ifname, None)
             raise _translate(exc, f"installing {dst} via {hop.gateway}", dst=dst) from exc
 
-    def delete(self, ipr: IPRoute, dst: str) -> bool:
-        """Remove our route to ``dst``; False when there was none."""
+    def delete(self, ipr: IPRoute, dst: str, metric: int = PRIMARY_METRIC) -> bool:
+        """Remove our route to ``dst`` at ``metric`` (0: the lowest); False when none."""
         try:
-            ipr.route("del", dst=dst, dst_len=32, proto=self.proto, table=self.table)
+            ipr.route(
+                "del", dst=dst, dst_len=32, priority=metric, proto=self.proto, table=self.table
+            )
         except NetlinkError as exc:
             if exc.code == errno.ESRCH:
                 return False
@@ -135,7 +168,7 @@ class KernelRoutes:
 
     def flush(self, ipr: IPRoute) -> int:
         """Remove every route of our protocol in the table; returns how many."""
-        return sum(self.delete(ipr, dst) for dst in self.read(ipr))
+        return sum(self.delete(ipr, dst, metric) for dst, metric in self.read(ipr))
 
     def _refuse_foreign(self, ipr: IPRoute, dst: str) -> None:
         try:
@@ -189,46 +222,65 @@ class KernelRouteSink:
     # --- RouteSink -----------------------------------------------------------------
 
     def load(self, timeout_s: float = 10.0) -> dict[str, Route]:
-        """Read our routes from the kernel as the starting state (blocking; call once)."""
+        """Read our routes from the kernel as the starting state (blocking; call once).
+
+        A backup without its primary (the kernel dropped the primary with its link while
+        no actor ran) is what forwards now: it is adopted as the primary, and the next
+        resync moves it to the primary's metric."""
         found = self.worker.call(self.kernel.read, timeout_s)
         index_names = self.worker.call(_ifnames, timeout_s)
-        routes = {}
+        hops: dict[str, dict[int, str]] = {}
         stray = []
-        for addr, (gateway, oif) in found.items():
+        for (addr, metric), (gateway, oif) in found.items():
             dest, hop = self._by_addr.get(addr), self._by_gateway.get(gateway)
-            if dest and hop and index_names.get(oif) == self.nexthops[hop].ifname:
-                routes[dest] = Route(dest, hop, 0.0)
+            if (
+                dest is not None
+                and hop is not None
+                and index_names.get(oif) == self.nexthops[hop].ifname
+                and metric in (PRIMARY_METRIC, BACKUP_METRIC)
+            ):
+                hops.setdefault(dest, {})[metric] = hop
             else:
-                stray.append(addr)
+                stray.append((addr, metric))
+        routes = {}
+        for dest, by_metric in hops.items():
+            if PRIMARY_METRIC in by_metric:
+                primary, backup = by_metric[PRIMARY_METRIC], by_metric.get(BACKUP_METRIC)
+                routes[dest] = Route(dest, primary, 0.0, backup)
+            else:
+                routes[dest] = Route(dest, by_metric[BACKUP_METRIC], 0.0)
+                self._suspect = True
         with self._lock:
             self._wanted = dict(routes)
         if stray:
             log.info("stray_routes_removed", count=len(stray))
-            for addr in stray:
-                self.worker.submit(partial(self.kernel.delete, dst=addr))
+            for addr, metric in stray:
+                self.worker.submit(partial(self.kernel.delete, dst=addr, metric=metric))
         return routes
 
     def apply(self, install: Sequence[Route], remove: Sequence[str]) -> None:
         """Record the change and queue it on the worker thread (never blocks)."""
-        ops: list[tuple[str, str, NextHop | None]] = []
         for route in install:
-            hop = self.nexthops.get(route.next_hop)
-            addr = self.destinations.get(route.dest)
-            if hop is None or addr is None:
+            unknown = [h for h in (route.next_hop, route.backup) if h and h not in self.nexthops]
+            if unknown or route.dest not in self.destinations:
                 raise RouteError(
-                    f"no link to {route.next_hop} or no address for {route.dest}",
+                    f"no link to {unknown[0] if unknown else route.next_hop} "
+                    f"or no address for {route.dest}",
                     dest=route.dest,
                     next_hop=route.next_hop,
                 )
-            ops.append((route.dest, addr, hop))
-        ops += [
-            (dest, self.destinations[dest], None) for dest in remove if dest in self.destinations
-        ]
+        ops: list[_Op] = []
         with self._lock:
             for route in install:
+                old = self._wanted.get(route.dest)
+                ops += self._diff(route.dest, old, route)
                 self._wanted[route.dest] = route
             for dest in remove:
-                self._wanted.pop(dest, None)
+                if dest not in self.destinations:
+                    continue
+                old = self._wanted.pop(dest, None)
+                metrics = self._entries(old) if old else (PRIMARY_METRIC, BACKUP_METRIC)
+                ops += [(dest, self.destinations[dest], metric, None) for metric in metrics]
             if ops:
                 self._suspect = True
         if ops:
@@ -238,15 +290,31 @@ class KernelRouteSink:
         with self._lock:
             return dict(self._wanted)
 
+    def _entries(self, route: Route | None) -> dict[int, NextHop]:
+        """The kernel routes ``route`` stands for: metric -> next hop."""
+        if route is None:
+            return {}
+        entries = {PRIMARY_METRIC: self.nexthops[route.next_hop]}
+        if route.backup and route.backup != route.next_hop:
+            entries[BACKUP_METRIC] = self.nexthops[route.backup]
+        return entries
+
+    def _diff(self, dest: str, old: Route | None, new: Route | None) -> list[_Op]:
+        """Writes that turn ``old``'s kernel routes into ``new``'s: the primary first, so
+        the destination is never without a route, then the backup, then deletions."""
+        addr, before, after = self.destinations[dest], self._entries(old), self._entries(new)
+        ops: list[_Op] = [(dest, addr, m, hop) for m, hop in after.items() if before.get(m) != hop]
+        return ops + [(dest, addr, metric, None) for metric in before if metric not in after]
+
     # --- worker side ---------------------------------------------------------------------
 
-    def _write(self, ipr: IPRoute, ops: list[tuple[str, str, NextHop | None]]) -> None:
-        for dest, addr, hop in ops:
+    def _write(self, ipr: IPRoute, ops: list[_Op]) -> None:
+        for dest, addr, metric, hop in ops:
             try:
                 if hop is None:
-                    self.kernel.delete(ipr, addr)
+                    self.kernel.delete(ipr, addr, metric)
                 else:
-                    self.kernel.replace(ipr, addr, hop, self.source)
+                    self.kernel.replace(ipr, addr, hop, self.source, metric)
                 self._failing.discard(dest)
             except MeshError as exc:
                 self.errors += 1
@@ -276,17 +344,22 @@ class KernelRouteSink:
     def _resync(self, ipr: IPRoute) -> int:
         with self._lock:
             self._suspect = False
-            wanted = dict(self._wanted)
+            wanted = {
+                (dest, self.destinations[dest], metric): hop
+                for dest, route in self._wanted.items()
+                for metric, hop in self._entries(route).items()
+            }
         have = self.kernel.read(ipr)
-        ops: list[tuple[str, str, NextHop | None]] = []
-        for dest, route in wanted.items():
-            addr, hop = self.destinations[dest], self.nexthops[route.next_hop]
-            current = have.get(addr)
-            if current is None or current[0] != hop.gateway:
-                ops.append((dest, addr, hop))
-        wanted_addrs = {self.destinations[d] for d in wanted}
+        ops: list[_Op] = [
+            (dest, addr, metric, hop)
+            for (dest, addr, metric), hop in wanted.items()
+            if (current := have.get((addr, metric))) is None or current[0] != hop.gateway
+        ]
+        keep = {(addr, metric) for _, addr, metric in wanted}
         ops += [
-            (self._by_addr.get(addr, addr), addr, None) for addr in have if addr not in wanted_addrs
+            (self._by_addr.get(addr, addr), addr, metric, None)
+            for addr, metric in have
+            if (addr, metric) not in keep
         ]
         self._write(ipr, ops)
         return len(ops)

@@ -22,7 +22,10 @@ destinations that used it are switched to their alternates in that same call,
 before anything is flooded; the node then re-originates its LSA and runs SPF
 at once, which gives destinations without an alternate their new next hop.
 Alternates installed by repair stay ``repair_hold_s`` so that neighbours that
-have not yet heard of the failure cannot form micro-loops.
+have not yet heard of the failure cannot form micro-loops.  Each route also
+carries its alternate as ``backup``: the kernel holds it as a second, dearer
+route and switches to it by itself when the primary's link loses carrier, with
+no write in the path of the repair.
 """
 
 from __future__ import annotations
@@ -67,6 +70,11 @@ before it advertises and routes on what it has."""
 STALL_INTERVALS = 2.0
 """A tick this many probe intervals after the previous one finds the node itself was not
 running: it judges no link by missed hellos (see :meth:`MeshNodeLogic.tick`)."""
+BACKUP_SETTLE_S = 1.0
+"""Backups follow the table once it has not changed for this long.  Rewriting them with
+every SPF while links flap doubled what a flap costs every node in route writes, and a
+flap storm that used to die out in seconds went on for minutes; a backup a change left
+behind costs little meanwhile (the kernel skips one whose link is down)."""
 DRAIN_COST = 1_000_000.0
 """What a drained link (override ``math.inf``) is advertised at: dearer than any real
 path, so SPF uses it only when nothing else reaches the destination (and it fits the
@@ -140,6 +148,9 @@ class MeshNodeLogic:
         self._dirty = False
         self._routes_dirty = False
         self._last_spf = -math.inf
+        self._table_changed_at = -math.inf
+        self._backups_pending = False
+        """Whether the table changed since backups were last brought in line with it."""
         self._quiet_until = -math.inf
         self._adopted = False
         """Whether :meth:`adopt` found routes (a restart, not a cold start)."""
@@ -185,7 +196,7 @@ class MeshNodeLogic:
                 self._spf(now)
         if self._dirty and now - self._last_spf >= self.settings.spf_hold_s:
             self._spf(now)
-        elif self._routes_dirty or self._pins or self._stale or self._silent:
+        elif self._routes_dirty or self._holds() or self._backups_due(now):
             self._reconcile(now)
 
     def receive(self, neighbor: str, payload: bytes, arrived: float | None = None) -> None:
@@ -587,7 +598,10 @@ class MeshNodeLogic:
             if flagged:
                 self._report_flagged(flagged)
                 graph, _ = self.lsdb.graph(self._no_transit())
-        self.table = routing_table(graph, self.name)
+        table = routing_table(graph, self.name)
+        if _hops(table) != _hops(self.table):
+            self._table_changed_at = now
+        self.table = table
         self._held = self._held_routes(graph) if len(self.table) + 1 < len(self.lsdb) else {}
         self._last_spf = now
         self._dirty = False
@@ -621,7 +635,17 @@ class MeshNodeLogic:
 
     def _reconcile(self, now: float) -> None:
         """Make the sink match the table, keeping repair pins and stale routes while held."""
-        desired = {dest: Route(dest, e.next_hop, e.cost) for dest, e in self.table.items()}
+        settled = now - self._table_changed_at >= BACKUP_SETTLE_S
+        desired: dict[str, Route] = {}
+        for dest, e in self.table.items():
+            if settled:
+                backup = self._backup(e)
+            else:
+                current = self.installed.get(dest)
+                same_hop = current is not None and current.next_hop == e.next_hop
+                backup = current.backup if same_hop else None  # type: ignore[union-attr]
+            desired[dest] = Route(dest, e.next_hop, e.cost, backup)
+        self._backups_pending = not settled
         for dest, until in list(self._pins.items()):
             current = self.installed.get(dest)
             monitor = self.monitors.get(current.next_hop) if current else None
@@ -658,11 +682,27 @@ class MeshNodeLogic:
                 desired[neighbor] = Route(neighbor, neighbor, self.link_costs[neighbor])
         self._apply(desired)
 
+    def _holds(self) -> bool:
+        """Whether a repair pin, stale route or silent neighbour's route is being held."""
+        return bool(self._pins or self._stale or self._silent)
+
+    def _backups_due(self, now: float) -> bool:
+        return self._backups_pending and now - self._table_changed_at >= BACKUP_SETTLE_S
+
+    def _backup(self, entry: Entry) -> str | None:
+        """The entry's alternate where its link is up: the forwarding plane's own repair."""
+        alt = entry.alternate
+        monitor = self.monitors.get(alt) if alt is not None else None
+        if monitor is None or not monitor.up or alt in self._carrier_lost:
+            return None
+        return alt
+
     def _apply(self, desired: dict[str, Route]) -> None:
         install = [
             route
             for dest, route in desired.items()
-            if (cur := self.installed.get(dest)) is None or cur.next_hop != route.next_hop
+            if (cur := self.installed.get(dest)) is None
+            or (cur.next_hop, cur.backup) != (route.next_hop, route.backup)
         ]
         remove = sorted(dest for dest in self.installed if dest not in desired)
         self._push(install, remove)
@@ -699,6 +739,10 @@ class MeshNodeLogic:
 
     def _event(self, kind: str, subject: str, detail: str = "") -> None:
         self.events.append(MeshEvent(self.codec.wall(), self.name, kind, subject, detail))
+
+
+def _hops(table: Mapping[str, Entry]) -> dict[str, tuple[str, str | None]]:
+    return {dest: (e.next_hop, e.alternate) for dest, e in table.items()}
 
 
 def _check_timers(settings: MeshSettings) -> None:

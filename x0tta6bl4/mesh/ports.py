@@ -34,11 +34,14 @@ class Transport(Protocol):
 
 @dataclass(frozen=True)
 class Route:
-    """Reach node ``dest`` through the direct neighbour ``next_hop`` at ``cost``."""
+    """Reach node ``dest`` through the direct neighbour ``next_hop`` at ``cost``; where the
+    link to ``next_hop`` loses carrier, through ``backup`` (a loop-free alternate the
+    forwarding plane switches to by itself, before the control plane hears of it)."""
 
     dest: str
     next_hop: str
     cost: float
+    backup: str | None = None
 
 
 class RouteSink(Protocol):

@@ -345,13 +345,23 @@ class SimBackend:
             seen.add(cur)
             path.append(cur)
             route = self.sinks[cur].routes.get(dst) if cur in self.sinks else None
-            link = self.links.get(link_key(cur, route.next_hop)) if route else None
-            if route is None or link is None or not link.delivers:
+            hop = self._forwarding_hop(cur, route) if route else None
+            if hop is None:
                 break
-            cur = route.next_hop
+            cur = hop
         for hop in path:
             memo[hop] = result
         return result
+
+    def _forwarding_hop(self, node: str, route: Route) -> str | None:
+        """Where ``node``'s kernel sends ``route``'s traffic: the next hop, or the backup
+        where the next hop's link lost carrier (a kernel skips routes through a link
+        that is down); None where that link drops it."""
+        hop = route.next_hop
+        link = self.links.get(link_key(node, hop))
+        if link is not None and not link.up and route.backup is not None:
+            hop, link = route.backup, self.links.get(link_key(node, route.backup))
+        return hop if link is not None and link.delivers else None
 
     def _topology(self) -> Topology:
         if self.topology is None:
