@@ -91,6 +91,25 @@ def test_routes_carry_their_alternate_for_the_forwarding_plane_to_fall_over_to()
     assert (repaired.next_hop, repaired.backup) == ("n4", None)
 
 
+def test_an_lsa_sent_for_a_link_down_keeps_the_other_links_advertised_costs() -> None:
+    sim = converged(ring(5))
+    node = sim.nodes["n0"]
+    own = node.lsdb.get("n0")
+    assert own is not None and dict(own.lsa.links)["n4"] == 1.0
+    # The link to n4 measures 10 % dearer (jitter, inside the hysteresis): the LSA that
+    # announces the loss of n1 must not tell n4 the link got dearer, or n4 would hold
+    # its routes through n0 for repair_hold_s, routes that n1's loss may have broken.
+    node.link_costs["n4"] = 1.1
+    node.link_event("n1", up=False)
+    own = node.lsdb.get("n0")
+    assert own is not None and dict(own.lsa.links) == {"n4": 1.0}
+    # A real change (beyond the hysteresis) goes out as measured.
+    node.link_costs["n4"] = 1.5
+    node.tick()
+    own = node.lsdb.get("n0")
+    assert own is not None and dict(own.lsa.links) == {"n4": 1.5}
+
+
 def test_silent_failure_is_repaired_in_the_tick_that_detects_it() -> None:
     sim = converged(grid(4))
     hops = path(sim, "n0", "n15")

@@ -313,6 +313,8 @@ class MeshNodeLogic:
             self.overrides[peer] = cost
         if self._link_cost(peer) > before:
             self._hold_routes_via(peer, now)
+        if self._advertised is not None:
+            self._advertised.pop(peer, None)  # the new cost goes out exact, not sticky
         self._event("cost_override", peer, "cleared" if cost is None else f"{cost:g}")
         self.log.info("link cost override", neighbor=peer, cost=cost)
         if now < self._quiet_until:
@@ -520,11 +522,21 @@ class MeshNodeLogic:
         return min(override, DRAIN_COST)
 
     def _current_links(self) -> dict[str, float]:
-        return {
-            n: self._link_cost(n)
-            for n, m in self.monitors.items()
-            if m.up and n not in self.isolated
-        }
+        """The links to advertise.  A cost within :data:`COST_HYSTERESIS` of the one last
+        advertised stays as advertised, also in an LSA that goes out for another reason
+        (a link down): its neighbours would take the jitter for a link that got dearer
+        and keep their routes through this node for ``repair_hold_s``, routes that the
+        very change this LSA announces may have broken (a 500 ms micro-loop, traced)."""
+        old = self._advertised or {}
+        links = {}
+        for n, m in self.monitors.items():
+            if not m.up or n in self.isolated:
+                continue
+            cost, before = self._link_cost(n), old.get(n, math.nan)  # nan: never advertised
+            if n not in self.overrides and abs(cost - before) <= COST_HYSTERESIS * before:
+                cost = before
+            links[n] = cost
+        return links
 
     def _restarting(self, now: float) -> bool:
         """Inside the quiet window of :meth:`adopt`, some link not back yet: not up here,
