@@ -223,8 +223,9 @@ def run_ours(
         idle = idle_actor_cpu(seconds=5.0)
 
         def whole() -> bool:
+            """Every link up and every node's backups in line with its table again."""
             states = ray.get([a.status.remote() for a in component.actors.values()])
-            return all(s["links_up"] == s["links"] for s in states)
+            return all(s["links_up"] == s["links"] and s["backups_settled"] for s in states)
 
         outages = measure_faults("ours", component.backend, src, dst, repeats, whole)
         return {"cold_ms": cold_ms, "cpu": cpu, "idle_cpu": idle, "outages": outages}

@@ -77,7 +77,9 @@ def test_carrier_loss_switches_to_the_alternate_within_the_same_call() -> None:
 
 def test_routes_carry_their_alternate_for_the_forwarding_plane_to_fall_over_to() -> None:
     sim = converged(ring(5))
+    assert not sim.nodes["n0"].backups_settled  # the table changed 0.2 s ago
     sim.run(BACKUP_SETTLE_S)  # backups follow a table that has settled
+    assert all(node.backups_settled for node in sim.nodes.values())
     routes = sim.sinks["n0"].routes
     assert (routes["n2"].next_hop, routes["n2"].backup) == ("n1", "n4")
     assert routes["n1"].backup is None  # no loop-free alternate to a direct neighbour
@@ -89,6 +91,7 @@ def test_routes_carry_their_alternate_for_the_forwarding_plane_to_fall_over_to()
     sim.nodes["n0"].link_event("n1", up=False)
     repaired = sim.sinks["n0"].routes["n2"]
     assert (repaired.next_hop, repaired.backup) == ("n4", None)
+    assert not sim.nodes["n0"].backups_settled
 
 
 def test_an_lsa_sent_for_a_link_down_keeps_the_other_links_advertised_costs() -> None:

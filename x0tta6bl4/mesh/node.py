@@ -694,6 +694,12 @@ class MeshNodeLogic:
                 desired[neighbor] = Route(neighbor, neighbor, self.link_costs[neighbor])
         self._apply(desired)
 
+    @property
+    def backups_settled(self) -> bool:
+        """Whether every route's backup matches the current table (see
+        :data:`BACKUP_SETTLE_S`): the mesh is armed for carrier loss again."""
+        return not self._backups_pending
+
     def _holds(self) -> bool:
         """Whether a repair pin, stale route or silent neighbour's route is being held."""
         return bool(self._pins or self._stale or self._silent)

@@ -253,6 +253,7 @@ class NodeService:
             "links_up": sum(1 for m in self.logic.monitors.values() if m.up) if self.logic else 0,
             "links": len(self.spec.links),
             "routes": len(self.sink.installed()) if self.sink else 0,
+            "backups_settled": self.logic.backups_settled if self.logic else False,
             "ticks": self.stats.ticks,
             "slow_ticks": self.stats.slow_ticks,
             "adopted": self.stats.adopted,
