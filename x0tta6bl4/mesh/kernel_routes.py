@@ -284,6 +284,7 @@ class KernelRouteSink:
             if ops:
                 self._suspect = True
         if ops:
+            ops.sort(key=_urgency)
             self.worker.submit(lambda ipr: self._write(ipr, ops))
 
     def installed(self) -> Mapping[str, Route]:
@@ -369,6 +370,14 @@ class KernelRouteSink:
         with self._lock:
             self._wanted.clear()
         return self.worker.call(self.kernel.flush, timeout_s)
+
+
+def _urgency(op: _Op) -> int:
+    """Write order within a batch: the primaries traffic uses now, then the rest (backups,
+    removals).  Each write can wait milliseconds for the kernel's RTNL lock on a busy
+    host, and a repair's primaries should not queue behind backups."""
+    _, _, metric, hop = op
+    return 0 if metric == PRIMARY_METRIC and hop is not None else 1
 
 
 def _ifnames(ipr: IPRoute) -> dict[int, str]:
