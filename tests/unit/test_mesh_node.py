@@ -76,7 +76,7 @@ def test_carrier_loss_switches_to_the_alternate_within_the_same_call() -> None:
 
 
 def test_routes_carry_their_alternate_for_the_forwarding_plane_to_fall_over_to() -> None:
-    sim = converged(ring(5))
+    sim = converged(ring(5), fib_backups=True)
     assert not sim.nodes["n0"].backups_settled  # the table changed 0.2 s ago
     sim.run(BACKUP_SETTLE_S)  # backups follow a table that has settled
     assert all(node.backups_settled for node in sim.nodes.values())
@@ -92,6 +92,15 @@ def test_routes_carry_their_alternate_for_the_forwarding_plane_to_fall_over_to()
     repaired = sim.sinks["n0"].routes["n2"]
     assert (repaired.next_hop, repaired.backup) == ("n4", None)
     assert not sim.nodes["n0"].backups_settled
+
+
+def test_by_default_routes_carry_no_fib_backups() -> None:
+    sim = converged(ring(5))
+    sim.run(BACKUP_SETTLE_S)
+    assert sim.nodes["n0"].table["n2"].alternate == "n4"  # still used by local repair
+    assert all(
+        route.backup is None for sink in sim.sinks.values() for route in sink.routes.values()
+    )
 
 
 def test_an_lsa_sent_for_a_link_down_keeps_the_other_links_advertised_costs() -> None:

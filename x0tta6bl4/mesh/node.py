@@ -709,7 +709,7 @@ class MeshNodeLogic:
 
     def _backup(self, entry: Entry) -> str | None:
         """The entry's alternate where its link is up: the forwarding plane's own repair."""
-        alt = entry.alternate
+        alt = entry.alternate if self.settings.fib_backups else None
         monitor = self.monitors.get(alt) if alt is not None else None
         if monitor is None or not monitor.up or alt in self._carrier_lost:
             return None
