@@ -22,10 +22,10 @@ destinations that used it are switched to their alternates in that same call,
 before anything is flooded; the node then re-originates its LSA and runs SPF
 at once, which gives destinations without an alternate their new next hop.
 Alternates installed by repair stay ``repair_hold_s`` so that neighbours that
-have not yet heard of the failure cannot form micro-loops.  Each route also
-carries its alternate as ``backup``: the kernel holds it as a second, dearer
-route and switches to it by itself when the primary's link loses carrier, with
-no write in the path of the repair.
+have not yet heard of the failure cannot form micro-loops.  With
+``mesh.fib_backups`` each route also carries its alternate as ``backup``: the
+kernel holds it as a second, dearer route and switches to it by itself when the
+primary's link loses carrier, with no write in the path of the repair.
 """
 
 from __future__ import annotations
