@@ -647,7 +647,8 @@ class MeshNodeLogic:
 
     def _reconcile(self, now: float) -> None:
         """Make the sink match the table, keeping repair pins and stale routes while held."""
-        settled = now - self._table_changed_at >= BACKUP_SETTLE_S
+        # Without fib_backups there is nothing to settle (no reconcile a second later).
+        settled = not self.settings.fib_backups or now - self._table_changed_at >= BACKUP_SETTLE_S
         desired: dict[str, Route] = {}
         for dest, e in self.table.items():
             if settled:
@@ -655,7 +656,7 @@ class MeshNodeLogic:
             else:
                 current = self.installed.get(dest)
                 same_hop = current is not None and current.next_hop == e.next_hop
-                backup = current.backup if same_hop else None  # type: ignore[union-attr]
+                backup = current.backup if current is not None and same_hop else None
             desired[dest] = Route(dest, e.next_hop, e.cost, backup)
         self._backups_pending = not settled
         for dest, until in list(self._pins.items()):
