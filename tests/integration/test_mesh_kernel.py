@@ -94,6 +94,8 @@ def test_the_kernel_falls_over_to_the_backup_route_on_carrier_loss_without_a_wri
     p = mesh._require_plan()
     ns0, dst = p.namespaces["n0"], p.loopbacks["n2"]
     via_n1, via_n3 = p.ends("n0")["n1"], p.ends("n0")["n3"]
+    # What mesh.fib_backups needs for a link whose far end went down (see docs/mesh.md).
+    sh(ns0, "sysctl -qw net.ipv4.conf.all.ignore_routes_with_linkdown=1")
     sink = sink_for(mesh, "n0")
     sink.apply([Route("n2", "n1", 2.0, backup="n3")], [])
     for node, routes in {

@@ -58,8 +58,6 @@ _NODE_SYSCTLS = {
     "net.ipv4.conf.all.rp_filter": "0",
     "net.ipv4.conf.default.rp_filter": "0",
     "net.ipv4.conf.all.forwarding": "1",
-    # A link without carrier is skipped, so the kernel falls over to the backup route.
-    "net.ipv4.conf.all.ignore_routes_with_linkdown": "1",
     # Link-local IPv6 at once (babeld speaks it); no 1 s duplicate address detection.
     "net.ipv6.conf.all.accept_dad": "0",
     "net.ipv6.conf.default.accept_dad": "0",
