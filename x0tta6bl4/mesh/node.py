@@ -421,6 +421,12 @@ class MeshNodeLogic:
         # Good news waits for the next tick, so links that come up together (a cold
         # start) go out in one LSA; bad news (_link_down) goes out at once.
         self._sync_database(neighbor)
+        if neighbor in self._silent and now >= self._quiet_until:
+            # A silent neighbour is back (its actor restarted), and its direct route
+            # was held.  Until our LSA and SPF carry the link again, SPF reached it over
+            # a detour whose next node sent the traffic back here (a micro-loop, traced).
+            self._originate(now)
+            self._spf(now)
 
     def _sync_database(self, neighbor: str) -> None:
         """Send ``neighbor`` every stored LSA (ours included) still inside the replay window."""
