@@ -35,12 +35,21 @@ pytestmark = [pytest.mark.root, pytest.mark.ray, pytest.mark.slow]
 
 
 @contextmanager
-def _mesh_and_supervisor(ray_session: Any, tmp_path: Any) -> Iterator[tuple[Any, Any, Settings]]:
-    """A 5-node netns mesh whose MeshNodes report to a fresh Supervisor, warmed up."""
+def _mesh_and_supervisor(
+    ray_session: Any, tmp_path: Any, **mesh: Any
+) -> Iterator[tuple[Any, Any, Settings]]:
+    """A 5-node netns mesh whose MeshNodes report to a fresh Supervisor, warmed up;
+    ``mesh`` overrides mesh settings."""
     name = f"supervisor-netns-{time.time_ns()}"
     settings = Settings(
         data_dir=tmp_path,
-        mesh={"backend": "netns", "nodes": 5, "consumer": name, "telemetry_interval_s": 0.5},
+        mesh={
+            "backend": "netns",
+            "nodes": 5,
+            "consumer": name,
+            "telemetry_interval_s": 0.5,
+            **mesh,
+        },
         supervisor={
             "interval_s": 0.5,
             "warmup_windows": 3,
@@ -114,13 +123,22 @@ def _kernel_next_hop(component: MeshComponent, src: str, dst: str) -> str:
 
 
 def test_lossy_link_is_avoided_and_traffic_moves(ray_session, tmp_path) -> None:
-    with _mesh_and_supervisor(ray_session, tmp_path) as (component, _supervisor, settings):
+    # A lossy link, not a dead one.  At 40 % loss three hellos in a row miss about once
+    # in 16 probes, so with the default threshold the link went down several times a
+    # second and its hold-down grew with each flap: mostly down, the mesh routed around
+    # it, "do nothing" was the right call, and the test waited for a window where the
+    # link was up.  Ten in a row miss about once in 10^4 probes.
+    with _mesh_and_supervisor(ray_session, tmp_path, miss_threshold=10) as (
+        component,
+        _supervisor,
+        settings,
+    ):
         link, (a, b) = "n1-n2", ("n1", "n2")
         direct = component.backend.plan.ends(a)[b].ifname
         assert _kernel_next_hop(component, a, b) == direct  # the link carries n1->n2 now
         started = time.time()
         component.fault(Fault(FaultKind.LOSS, (a, b), 40.0))
-        # On a busy host the link may also drop out now and then (hellos lost in a row):
+        # On a busy host the link may still drop out now and then (a stalled node):
         # while the mesh routes around it by itself, doing nothing is the right call and
         # heals an incident.  Wait for the round in which the Supervisor moves the costs.
         cost_actions = (f"raise cost of {link} x10", f"route around link {link}")
@@ -142,13 +160,22 @@ def test_lossy_link_is_avoided_and_traffic_moves(ray_session, tmp_path) -> None:
         }
         assert snaps[a].overrides.get(b) == snaps[b].overrides.get(a)
         assert snaps[a].overrides.get(b, 1.0) > 1.0
-        # ... no installed route crosses the lossy link any more ...
-        routes = {name: snap.routes for name, snap in snaps.items()}
-        for src, dst in itertools.permutations(sorted(routes), 2):
-            path = follow_routes(routes, src, dst).path
-            assert not {(a, b), (b, a)} & set(itertools.pairwise(path)), path
-        # ... and the kernel forwards n1->n2 another way, which delivers.
-        assert _kernel_next_hop(component, a, b) != direct
+
+        def moved_off() -> bool:
+            """No installed route crosses the lossy link, and the kernel forwards n1->n2
+            another way.  Waited for: a run of lost hellos can still take the link down
+            at one end, which then keeps its direct route to the other (a silent
+            neighbour may be a restarting one) until both ends agree."""
+            snaps = ray.get([h.snapshot.remote() for h in component.actors.values()])
+            routes = {snap.node: snap.routes for snap in snaps}
+            for src, dst in itertools.permutations(sorted(routes), 2):
+                path = follow_routes(routes, src, dst).path
+                if {(a, b), (b, a)} & set(itertools.pairwise(path)):
+                    return False
+            return _kernel_next_hop(component, a, b) != direct
+
+        wait_for(moved_off, timeout_s=15, interval_s=0.2, message=f"routes off {link}")
+        # ... and the other way delivers.
         assert wait_for(lambda: component.reachable(a, b), timeout_s=10, message="n1 -> n2")
 
 
