@@ -133,6 +133,17 @@ def test_a_late_hello_is_not_a_lost_one() -> None:
     assert a.dr == pytest.approx((before * 0.8 + 0.2) * 0.8)
 
 
+def test_hellos_of_a_stalled_sender_are_late_not_lost() -> None:
+    a, b, before, last_rx = up_pair()
+    a.on_tick(last_rx + 0.071)  # three hellos overdue: counted as lost for now
+    assert a.dr == pytest.approx(before * 0.8**3)
+    # b was stalled and sent nothing meanwhile: its next hello skips no number.
+    seq, echo, delay, ratio = b.next_hello(last_rx + 0.072)
+    a.on_hello(last_rx + 0.073, seq, echo, delay, ratio)
+    assert a.dr == pytest.approx(before * 0.8 + 0.2)
+    assert a.loss == pytest.approx(0.0)
+
+
 def test_carrier_loss_is_immediate_and_recovery_needs_hellos() -> None:
     a, b = LinkMonitor("b", PARAMS), LinkMonitor("a", PARAMS)
     now = bring_up(a, b)

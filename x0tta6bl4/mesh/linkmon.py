@@ -80,6 +80,9 @@ class LinkMonitor:
         """Delivery ratio of our hellos, as the neighbour reports it."""
         self.hellos_received = 0
         self.hellos_sent = 0
+        self.measured = False
+        """Whether both ratios are measured: the neighbour has reported hearing us (until
+        then ``df`` is 0 and ``etx`` the 1e6 of a dead link, on a link just starting)."""
         self.transitions = 0
         self.good_in_row = 0
         self.last_rx: float | None = None
@@ -92,6 +95,8 @@ class LinkMonitor:
         self._echoed_seq: int | None = None
         """Our newest hello the neighbour says it got (one-way detection)."""
         self._missed_counted = 0
+        self._dr_on_time = 0.0
+        """``dr`` before :meth:`on_tick` counted the current run of overdue hellos."""
 
     # --- sending ---------------------------------------------------------------
 
@@ -123,8 +128,12 @@ class LinkMonitor:
             gap = min(seq - self.last_seq - 1, MAX_GAP_LOSSES)
             if gap > 0:
                 self.good_in_row = 0  # hellos were lost: the streak is broken, late or not
-            # Intervals already counted as missed by tick() are part of the gap.
-            gap -= min(gap, self._missed_counted)
+            if self._missed_counted:
+                # tick() counted overdue hellos as lost; the sequence numbers now say how
+                # many were.  A stalled sender skips none: its late hellos counted as
+                # losses made the loss of every link on a busy host jump (noise the
+                # Supervisor's baselines learned, so a really lossy link hid in it).
+                self.dr = self._dr_on_time
             if gap > 0:
                 self.dr *= (1 - w) ** gap
             self.dr = self.dr * (1 - w) + w
@@ -138,6 +147,7 @@ class LinkMonitor:
             # echo_seq 0: the neighbour has no measurement of us yet (a new incarnation),
             # which is not the same as having lost everything.
             self.df = min(1.0, max(0.0, rx_ratio))
+            self.measured = True
         # Our sequence numbers are consecutive, so the echoed hello's slot is computed.
         sent = self._sent
         i = echo_seq - (self.next_seq - len(sent))
@@ -213,6 +223,8 @@ class LinkMonitor:
         missed = self.missed(now)
         lost = self.overdue(now)
         if lost > self._missed_counted:
+            if not self._missed_counted:
+                self._dr_on_time = self.dr
             w = self.params.ewma_weight
             self.dr *= (1 - w) ** min(lost - self._missed_counted, MAX_GAP_LOSSES)
             self._missed_counted = lost
@@ -227,6 +239,7 @@ class LinkMonitor:
     def assume_up(self, now: float) -> None:
         """Declare the link up and perfect without probation (a simulator's warm start)."""
         self.dr = self.df = 1.0
+        self.measured = True
         self.last_rx = now
         self._set(LinkState.UP)
 
