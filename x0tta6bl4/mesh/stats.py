@@ -111,9 +111,15 @@ def link_snapshots(monitors: Mapping[str, LinkMonitor]) -> tuple[LinkSnapshot, .
 
 
 def link_batch(node: str, monitors: Mapping[str, LinkMonitor], ts: float) -> TelemetryBatch:
-    """One row per link of ``node``, entity ``"<a>-<b>"``, columns :data:`LINK_METRICS`."""
+    """One row per link of ``node``, entity ``"<a>-<b>"``, columns :data:`LINK_METRICS`.
+
+    A link not yet measured (:attr:`LinkMonitor.measured`) reports only ``up``: the
+    loss 1 and ETX 1e6 of a link starting up are no measurements, and the Supervisor's
+    baselines learned them at a cold start (its loss baselines came out so wide that a
+    link losing 40 % each way went unnoticed for up to 80 s)."""
     builder = BatchBuilder(f"mesh:{node}", "link", LINK_METRICS)
     for neighbor, m in sorted(monitors.items()):
         rtt_ms = math.nan if m.rtt_s is None else m.rtt_s * 1e3
-        builder.add(ts, link_key(node, neighbor), (float(m.up), rtt_ms, m.loss, m.etx, m.df, m.dr))
+        quality = (m.loss, m.etx, m.df, m.dr) if m.measured else (math.nan,) * 4
+        builder.add(ts, link_key(node, neighbor), (float(m.up), rtt_ms, *quality))
     return builder.build()
