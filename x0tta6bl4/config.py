@@ -100,10 +100,9 @@ class MeshSettings(_Section):
     false signs every hello like an LSA (about 6x the CPU; the benchmark's baseline)."""
     failover: bool = True
     """Keep kernel routes when a MeshNode actor restarts, and adopt them."""
-    fib_backups: bool = False
+    fib_backups: bool = True
     """Install each route's loop-free alternate as a dearer second kernel route, so the
-    kernel itself fails over on carrier loss (otherwise the node's repair write does it).
-    Off by default: with it, the restart test lost a packet in 4 of 16 runs (0 of 8 off)."""
+    kernel itself fails over on carrier loss (off: the node's repair write does it)."""
     hold_down_probes: int = Field(3, ge=1, le=1000)
     """Good probes in a row a link needs before it comes (back) up; doubled per recent flap."""
     ewma_weight: float = Field(0.2, gt=0, le=1)

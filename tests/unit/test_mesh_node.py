@@ -77,7 +77,7 @@ def test_carrier_loss_switches_to_the_alternate_within_the_same_call() -> None:
 
 
 def test_routes_carry_their_alternate_for_the_forwarding_plane_to_fall_over_to() -> None:
-    sim = converged(ring(5), fib_backups=True)
+    sim = converged(ring(5))  # mesh.fib_backups is on by default
     assert not sim.nodes["n0"].backups_settled  # the table changed 0.2 s ago
     sim.run(BACKUP_SETTLE_S)  # backups follow a table that has settled
     assert all(node.backups_settled for node in sim.nodes.values())
@@ -95,8 +95,8 @@ def test_routes_carry_their_alternate_for_the_forwarding_plane_to_fall_over_to()
     assert not sim.nodes["n0"].backups_settled
 
 
-def test_by_default_routes_carry_no_fib_backups() -> None:
-    sim = converged(ring(5))
+def test_with_fib_backups_off_routes_carry_none() -> None:
+    sim = converged(ring(5), fib_backups=False)
     sim.run(BACKUP_SETTLE_S)
     assert sim.nodes["n0"].table["n2"].alternate == "n4"  # still used by local repair
     assert all(
