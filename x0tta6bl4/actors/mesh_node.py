@@ -72,8 +72,9 @@ class _Metrics:
             tags = {"node": self.node, "neighbor": link.neighbor}
             if link.rtt_ms is not None:
                 self.rtt.set(link.rtt_ms, tags=tags)
-            self.loss.set(link.loss, tags=tags)
-            self.etx.set(link.etx if math.isfinite(link.etx) else -1.0, tags=tags)
+            if link.measured:  # a link starting up reads loss 1, ETX 1e6: not exported
+                self.loss.set(link.loss, tags=tags)
+                self.etx.set(link.etx if math.isfinite(link.etx) else -1.0, tags=tags)
             self.up.set(1.0 if link.state.value == "up" else 0.0, tags=tags)
         self.routes.set(len(snap.routes), tags={"node": self.node})
         for name, value in snap.counters.items():

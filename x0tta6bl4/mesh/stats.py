@@ -75,6 +75,8 @@ class LinkSnapshot:
     hellos_sent: int
     hellos_received: int
     transitions: int
+    measured: bool
+    """Whether loss, ETX and the ratios are measurements yet (:attr:`LinkMonitor.measured`)."""
 
 
 @dataclass(frozen=True)
@@ -105,6 +107,7 @@ def link_snapshots(monitors: Mapping[str, LinkMonitor]) -> tuple[LinkSnapshot, .
             m.hellos_sent,
             m.hellos_received,
             m.transitions,
+            m.measured,
         )
         for neighbor, m in sorted(monitors.items())
     )
