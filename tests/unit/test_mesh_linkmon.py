@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from x0tta6bl4.mesh.linkmon import LinkMonitor, LinkParams, LinkState
+from x0tta6bl4.mesh.stats import link_batch
 
 PARAMS = LinkParams(probe_interval_s=0.02, miss_threshold=3, hold_down_probes=3, ewma_weight=0.2)
 
@@ -142,6 +144,17 @@ def test_hellos_of_a_stalled_sender_are_late_not_lost() -> None:
     a.on_hello(last_rx + 0.073, seq, echo, delay, ratio)
     assert a.dr == pytest.approx(before * 0.8 + 0.2)
     assert a.loss == pytest.approx(0.0)
+
+
+def test_a_link_not_yet_measured_reports_only_its_state_in_telemetry() -> None:
+    a, b = LinkMonitor("n1", PARAMS), LinkMonitor("n0", PARAMS)
+    batch = link_batch("n0", {"n1": a}, 0.0)
+    assert batch.metrics["up"][0] == 0.0  # the state is known ...
+    assert all(np.isnan(batch.metrics[m][0]) for m in ("loss", "etx", "df", "dr"))  # ... no quality
+    bring_up(a, b, rounds=3)  # b's echoes tell a how b hears it
+    batch = link_batch("n0", {"n1": a}, 0.1)
+    assert a.measured and batch.metrics["loss"][0] == pytest.approx(0.0)
+    assert batch.metrics["etx"][0] == pytest.approx(1.0)
 
 
 def test_carrier_loss_is_immediate_and_recovery_needs_hellos() -> None:

@@ -9,12 +9,11 @@ import pytest
 
 from x0tta6bl4.config import MeshSettings
 from x0tta6bl4.errors import ConfigError, RouteError
-from x0tta6bl4.mesh.linkmon import LinkMonitor, LinkParams, LinkState
+from x0tta6bl4.mesh.linkmon import LinkState
 from x0tta6bl4.mesh.node import BACKUP_SETTLE_S, MeshNodeLogic
 from x0tta6bl4.mesh.ports import Fault, FaultKind, Route
 from x0tta6bl4.mesh.security import NodeKey, SecureCodec
 from x0tta6bl4.mesh.sim import SimBackend, SimRouteSink
-from x0tta6bl4.mesh.stats import link_batch
 from x0tta6bl4.mesh.topology import Topology, grid, link_key, ring
 from x0tta6bl4.mesh.wire import MAC_BYTES, Hello, Lsa, encode
 
@@ -324,22 +323,6 @@ def test_snapshot_and_telemetry_batch() -> None:
     assert batch.source == "mesh:n0"
     assert list(batch.entity) == ["n0-n1", "n0-n3"]
     assert np.array_equal(batch.metrics["up"], [1.0, 1.0])
-
-
-def test_a_link_not_yet_measured_reports_only_its_state() -> None:
-    params = LinkParams()
-    a, b = LinkMonitor("n1", params), LinkMonitor("n0", params)
-    batch = link_batch("n0", {"n1": a}, 0.0)
-    assert batch.metrics["up"][0] == 0.0  # the state is known ...
-    assert all(np.isnan(batch.metrics[m][0]) for m in ("loss", "etx", "df", "dr"))  # ... no quality
-    for i in range(3):  # hellos both ways: b's echoes tell a how b hears it
-        seq, echo, delay, ratio = a.next_hello(i * 0.02)
-        b.on_hello(i * 0.02 + 0.001, seq, echo, delay, ratio)
-        seq, echo, delay, ratio = b.next_hello(i * 0.02 + 0.002)
-        a.on_hello(i * 0.02 + 0.003, seq, echo, delay, ratio)
-    batch = link_batch("n0", {"n1": a}, 0.1)
-    assert a.measured and batch.metrics["loss"][0] == pytest.approx(0.0)
-    assert batch.metrics["etx"][0] == pytest.approx(1.0)
 
 
 def test_neighbors_can_be_added_and_removed() -> None:
