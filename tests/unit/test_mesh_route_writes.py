@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
+from x0tta6bl4.errors import X0Error
 from x0tta6bl4.mesh.kernel_routes import (
     BACKUP_METRIC,
     PRIMARY_METRIC,
     KernelRoutes,
     KernelRouteSink,
     NextHop,
+    Write,
 )
 from x0tta6bl4.mesh.ports import Route
 
@@ -23,19 +25,13 @@ class RecordingRoutes(KernelRoutes):
         super().__init__()
         self.writes: list[tuple[str, str, int]] = []
 
-    def replace(
-        self,
-        ipr: Any,
-        dst: str,
-        hop: NextHop,
-        source: str | None = None,
-        metric: int = PRIMARY_METRIC,
-    ) -> None:
-        self.writes.append(("replace", f"{dst} via {hop.gateway}", metric))
-
-    def delete(self, ipr: Any, dst: str, metric: int = PRIMARY_METRIC) -> bool:
-        self.writes.append(("delete", dst, metric))
-        return True
+    def write(self, ipr: Any, writes: Sequence[Write]) -> list[X0Error | None]:
+        for dst, metric, hop, _source in writes:
+            if hop is None:
+                self.writes.append(("delete", dst, metric))
+            else:
+                self.writes.append(("replace", f"{dst} via {hop.gateway}", metric))
+        return [None] * len(writes)
 
 
 class InlineWorker:

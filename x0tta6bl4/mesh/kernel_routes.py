@@ -1,4 +1,4 @@
-"""Kernel routes of one mesh node through pyroute2, under our own route protocol.
+"""Kernel routes of one mesh node, under our own route protocol.
 
 Every route x0tta6bl4 installs carries protocol number :data:`ROUTE_PROTO`
 (211; unassigned in iproute2's ``rt_protos``), so ``ip route show proto 211``
@@ -22,13 +22,17 @@ the netlink work on the namespace's worker thread (it never blocks the event
 loop); :meth:`KernelRouteSink.resync` repairs any drift (a failed write, a
 route the kernel dropped when a link went administratively down).
 ``installed`` starts from what the kernel holds, so a restarted actor adopts
-its predecessor's routes without a flush.  ``NetlinkError`` is translated to
-:class:`RouteError`, :class:`InterfaceError` or :class:`PrivilegeError` here.
+its predecessor's routes without a flush.  Route writes and dumps go through the
+lean client in :mod:`~x0tta6bl4.mesh.rtnetlink` (one batch per change, tens of
+microseconds a route); interface lookups and the foreign-route guard use pyroute2.
+Kernel errors are translated to :class:`RouteError`, :class:`InterfaceError` or
+:class:`PrivilegeError` here.
 """
 
 from __future__ import annotations
 
 import errno
+import os
 import threading
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
@@ -40,9 +44,10 @@ from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
 from x0tta6bl4 import loggers
-from x0tta6bl4.errors import InterfaceError, MeshError, PrivilegeError, RouteError
+from x0tta6bl4.errors import InterfaceError, MeshError, PrivilegeError, RouteError, X0Error
 from x0tta6bl4.mesh.nsutil import NetnsWorker
 from x0tta6bl4.mesh.ports import Route
+from x0tta6bl4.mesh.rtnetlink import RouteWrite, route_socket
 
 __all__ = [
     "BACKUP_METRIC",
@@ -52,6 +57,7 @@ __all__ = [
     "KernelRouteSink",
     "KernelRoutes",
     "NextHop",
+    "Write",
 ]
 
 ROUTE_PROTO = 211
@@ -74,11 +80,13 @@ class NextHop:
 
 _Op = tuple[str, str, int, NextHop | None]
 """One queued write: destination node, its address, metric, next hop (None: delete)."""
+Write = tuple[str, int, NextHop | None, str | None]
+"""One write for :meth:`KernelRoutes.write`: address, metric, next hop (None: delete),
+preferred source."""
 
 
-def _translate(exc: NetlinkError, what: str, **context: Any) -> MeshError | PrivilegeError:
-    code = exc.code
-    text = f"{what}: {exc.args[1] if len(exc.args) > 1 else exc} (errno {code})"
+def _translate(code: int, what: str, **context: Any) -> MeshError | PrivilegeError:
+    text = f"{what}: {os.strerror(code)} (errno {code})"
     if code in (errno.EPERM, errno.EACCES):
         return PrivilegeError(text, **context)
     if code in (errno.ENODEV, errno.ENETDOWN):
@@ -115,17 +123,14 @@ class KernelRoutes:
     def read(self, ipr: IPRoute) -> dict[tuple[str, int], tuple[str, int]]:
         """Our /32 routes: (destination address, metric) -> (gateway, interface index)."""
         try:
-            msgs = ipr.get_routes(family=2, table=self.table, proto=self.proto)
-        except NetlinkError as exc:
-            raise _translate(exc, "reading routes") from exc
-        routes = {}
-        for msg in msgs:
-            if msg["dst_len"] != 32 or msg.get("proto") != self.proto:
-                continue
-            dst, gateway, oif = msg.get("dst"), msg.get("gateway"), msg.get("oif")
-            if dst and gateway and oif:
-                routes[dst, msg.get("priority") or 0] = (gateway, oif)
-        return routes
+            entries = route_socket().dump(self.proto, self.table)
+        except OSError as exc:
+            raise _translate(exc.errno or errno.EIO, "reading routes") from exc
+        return {
+            (e.dst, e.metric): (e.gateway, e.oif)
+            for e in entries
+            if e.dst_len == 32 and e.dst and e.gateway and e.oif
+        }
 
     def replace(
         self,
@@ -135,36 +140,54 @@ class KernelRoutes:
         source: str | None = None,
         metric: int = PRIMARY_METRIC,
     ) -> None:
-        if self.guard_foreign:
-            self._refuse_foreign(ipr, dst)
-        try:
-            ipr.route(
-                "replace",
-                dst=dst,
-                dst_len=32,
-                gateway=hop.gateway,
-                oif=self.ifindex(ipr, hop.ifname),
-                priority=metric,
-                proto=self.proto,
-                table=self.table,
-                **({"prefsrc": source} if source else {}),
-            )
-        except NetlinkError as exc:
-            if exc.code == errno.ENODEV:
-                self._ifindex.pop(hop.ifname, None)
-            raise _translate(exc, f"installing {dst} via {hop.gateway}", dst=dst) from exc
+        """Install or move our route to ``dst`` at ``metric`` through ``hop``."""
+        (error,) = self.write(ipr, [(dst, metric, hop, source)])
+        if error is not None:
+            raise error
 
     def delete(self, ipr: IPRoute, dst: str, metric: int = PRIMARY_METRIC) -> bool:
         """Remove our route to ``dst`` at ``metric`` (0: the lowest); False when none."""
         try:
-            ipr.route(
-                "del", dst=dst, dst_len=32, priority=metric, proto=self.proto, table=self.table
-            )
-        except NetlinkError as exc:
-            if exc.code == errno.ESRCH:
-                return False
-            raise _translate(exc, f"removing route to {dst}", dst=dst) from exc
+            (code,) = route_socket().write([RouteWrite(dst, metric)], self.proto, self.table)
+        except OSError as exc:
+            code = exc.errno or errno.EIO
+        if code == errno.ESRCH:
+            return False
+        if code:
+            raise _translate(code, f"removing route to {dst}", dst=dst)
         return True
+
+    def write(self, ipr: IPRoute, writes: Sequence[Write]) -> list[X0Error | None]:
+        """Apply ``writes`` in order, in one netlink batch; per write None (done) or its
+        error.  Removing a route that is already gone counts as done."""
+        errors: list[X0Error | None] = [None] * len(writes)
+        batch: list[tuple[int, RouteWrite]] = []
+        for i, (dst, metric, hop, source) in enumerate(writes):
+            try:
+                if hop is None:
+                    batch.append((i, RouteWrite(dst, metric)))
+                    continue
+                if self.guard_foreign:
+                    self._refuse_foreign(ipr, dst)
+                oif = self.ifindex(ipr, hop.ifname)
+                batch.append((i, RouteWrite(dst, metric, hop.gateway, oif, source)))
+            except MeshError as exc:
+                errors[i] = exc
+        try:
+            codes = route_socket().write([w for _, w in batch], self.proto, self.table)
+        except OSError as exc:
+            codes = [exc.errno or errno.EIO] * len(batch)
+        for (i, w), code in zip(batch, codes, strict=True):
+            if not code or (code == errno.ESRCH and w.gateway is None):
+                continue
+            if w.gateway is None:
+                errors[i] = _translate(code, f"removing route to {w.dst}", dst=w.dst)
+                continue
+            # The interface may have been made again under a new index (the kernel then
+            # answers ENODEV or ENETUNREACH): look it up afresh for the next write.
+            self._ifindex = {n: x for n, x in self._ifindex.items() if x != w.oif}
+            errors[i] = _translate(code, f"installing {w.dst} via {w.gateway}", dst=w.dst)
+        return errors
 
     def flush(self, ipr: IPRoute) -> int:
         """Remove every route of our protocol in the table; returns how many."""
@@ -174,7 +197,7 @@ class KernelRoutes:
         try:
             msgs = ipr.get_routes(family=2, table=self.table, dst=dst, dst_len=32)
         except NetlinkError as exc:
-            raise _translate(exc, f"reading routes to {dst}") from exc
+            raise _translate(exc.code, f"reading routes to {dst}") from exc
         for msg in msgs:
             if msg["dst_len"] == 32 and msg.get("proto") != self.proto and msg.get("dst") == dst:
                 raise RouteError(
@@ -310,14 +333,11 @@ class KernelRouteSink:
     # --- worker side ---------------------------------------------------------------------
 
     def _write(self, ipr: IPRoute, ops: list[_Op]) -> None:
-        for dest, addr, metric, hop in ops:
-            try:
-                if hop is None:
-                    self.kernel.delete(ipr, addr, metric)
-                else:
-                    self.kernel.replace(ipr, addr, hop, self.source, metric)
+        writes = [(addr, metric, hop, self.source) for _, addr, metric, hop in ops]
+        for (dest, *_), exc in zip(ops, self.kernel.write(ipr, writes), strict=True):
+            if exc is None:
                 self._failing.discard(dest)
-            except MeshError as exc:
+            else:
                 self.errors += 1
                 self.last_error = str(exc)
                 self._suspect = True
