@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import json
 import os
@@ -10,10 +11,12 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.helpers import async_wait_for
 from x0tta6bl4.errors import MeshError
 from x0tta6bl4.mesh.kernel_routes import KernelRoutes, NextHop
 from x0tta6bl4.mesh.nsutil import NetnsWorker, create_netns, delete_netns
 from x0tta6bl4.mesh.rtnetlink import RouteWrite, route_socket
+from x0tta6bl4.mesh.transport import LinkWatcher
 
 pytestmark = pytest.mark.root
 
@@ -113,3 +116,20 @@ def test_an_interface_made_again_is_looked_up_again_after_one_failed_write(ns: s
             worker.call(lambda ipr: kernel.replace(ipr, "10.255.0.7", hop))  # the old index
         worker.call(lambda ipr: kernel.replace(ipr, "10.255.0.7", hop))
     assert ours(ns) == {("10.255.0.7", 10): ("10.98.0.2", "va", None)}
+
+
+async def test_the_carrier_watcher_reports_down_and_up_of_its_interfaces_only(ns: str) -> None:
+    seen: list[tuple[str, bool]] = []
+    watcher = LinkWatcher(ns, {"va"}, lambda ifname, up: seen.append((ifname, up)))
+    await watcher.start()
+    try:
+        for state, want in (("down", ("va", False)), ("up", ("va", True))):
+            await asyncio.to_thread(ip, ns, "link", "set", "vb", state)  # va's carrier
+
+            async def reported(want: tuple[str, bool] = want) -> bool:
+                return bool(seen) and seen[-1] == want
+
+            await async_wait_for(reported, timeout_s=5, message=f"va reported {want}")
+        assert all(name == "va" for name, _ in seen)
+    finally:
+        watcher.close()

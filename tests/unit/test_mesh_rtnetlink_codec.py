@@ -11,6 +11,7 @@ from x0tta6bl4.mesh.rtnetlink import (
     RTM_DELROUTE,
     RTM_NEWROUTE,
     RouteWrite,
+    decode_link,
     decode_route,
     encode_write,
     messages,
@@ -56,3 +57,14 @@ def test_an_ipv6_route_is_refused_not_misread() -> None:
     with pytest.raises(OSError) as caught:
         decode_route(payload)
     assert caught.value.errno == errno.EAFNOSUPPORT
+
+
+def test_a_link_message_gives_its_name_and_flags_past_other_attributes() -> None:
+    def attr(kind: int, value: bytes) -> bytes:
+        return struct.pack("=HH", 4 + len(value), kind) + value + b"\0" * (-len(value) % 4)
+
+    flags = 0x1 | 0x10000  # IFF_UP | IFF_LOWER_UP
+    payload = struct.pack("=BxHiII", 0, 1, 7, flags, 0)
+    payload += attr(4, struct.pack("=I", 1500)) + attr(3, b"x0-n3\0")  # MTU, then IFNAME
+    assert decode_link(payload) == ("x0-n3", flags)
+    assert decode_link(struct.pack("=BxHiII", 0, 1, 7, 0, 0)) == (None, 0)

@@ -24,9 +24,19 @@ import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-__all__ = ["RouteEntry", "RouteSocket", "RouteWrite", "route_socket"]
+__all__ = [
+    "RTM_NEWLINK",
+    "RouteEntry",
+    "RouteSocket",
+    "RouteWrite",
+    "decode_link",
+    "messages",
+    "route_socket",
+]
 
+RTM_NEWLINK = 16
 RTM_NEWROUTE, RTM_DELROUTE, RTM_GETROUTE = 24, 25, 26
+IFLA_IFNAME = 3
 NLMSG_ERROR, NLMSG_DONE = 2, 3
 NLM_F_REQUEST, NLM_F_MULTI, NLM_F_ACK = 0x1, 0x2, 0x4
 NLM_F_REPLACE, NLM_F_CREATE, NLM_F_DUMP = 0x100, 0x400, 0x300
@@ -37,6 +47,7 @@ SOL_NETLINK, NETLINK_CAP_ACK, NETLINK_GET_STRICT_CHK = 270, 10, 12
 
 _NLMSGHDR = struct.Struct("=IHHII")
 _RTMSG = struct.Struct("=BBBBBBBBI")
+_IFINFOMSG = struct.Struct("=BxHiII")
 _RTATTR = struct.Struct("=HH")
 _NLMSGERR = struct.Struct("=i")
 _U32 = struct.Struct("=I")
@@ -159,6 +170,24 @@ def decode_route(payload: bytes) -> RouteEntry:
             (table,) = _U32.unpack(value)
         offset += (length + 3) & ~3
     return RouteEntry(dst, dst_len, gateway, oif, metric, proto, table)
+
+
+def decode_link(payload: bytes) -> tuple[str | None, int]:
+    """Name and ``IFF_*`` flags of an RTM_NEWLINK payload (ifinfomsg and attributes).
+
+    The carrier watcher needs only these two; pyroute2 parses every attribute of the
+    link (statistics, address families) for about 0.5 ms a message."""
+    _family, _type, _index, flags, _change = _IFINFOMSG.unpack_from(payload)
+    offset = _IFINFOMSG.size
+    while offset + _RTATTR.size <= len(payload):
+        length, kind = _RTATTR.unpack_from(payload, offset)
+        if length < _RTATTR.size:
+            break
+        if kind == IFLA_IFNAME:
+            name = payload[offset + _RTATTR.size : offset + length]
+            return name.split(b"\0", 1)[0].decode(errors="replace"), flags
+        offset += (length + 3) & ~3
+    return None, flags
 
 
 class RouteSocket:

@@ -38,11 +38,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
 
-from pyroute2.netlink.rtnl.marshal import MarshalRtnl
-
 from x0tta6bl4 import loggers
 from x0tta6bl4.errors import ConfigError, InterfaceError, MeshError, PrivilegeError
 from x0tta6bl4.mesh.nsutil import in_netns
+from x0tta6bl4.mesh.rtnetlink import RTM_NEWLINK, decode_link, messages
 from x0tta6bl4.mesh.wire import is_hello
 
 __all__ = [
@@ -264,7 +263,6 @@ class LinkWatcher:
         self.on_change = on_change
         self._state: dict[str, bool] = {}
         self._sock: socket.socket | None = None
-        self._marshal = MarshalRtnl()
         self.events = 0
 
     def _make_socket(self) -> socket.socket:
@@ -288,13 +286,12 @@ class LinkWatcher:
             except OSError as exc:  # ENOBUFS: events were lost; the hellos still catch up
                 log.warning("netlink_overrun", error=str(exc))
                 return
-            for msg in self._marshal.parse(data):
-                if msg.get("event") != "RTM_NEWLINK":
+            for kind, _flags, _seq, payload in messages(data):
+                if kind != RTM_NEWLINK:
                     continue
-                ifname = msg.get("ifname")
+                ifname, flags = decode_link(payload)
                 if ifname not in self.ifnames:
                     continue
-                flags = msg["flags"]
                 up = bool(flags & _IFF_UP) and bool(flags & _IFF_LOWER_UP)
                 if self._state.get(ifname) is not up:
                     self._state[ifname] = up
