@@ -95,12 +95,15 @@ def test_a_delete_never_touches_a_route_of_another_protocol(ns: str) -> None:
     assert "10.255.0.5 via 10.98.0.2" in ip(ns, "route", "show", "proto", "static")
 
 
-def test_each_namespace_a_thread_enters_gets_its_own_socket(ns: str) -> None:
+def test_each_namespace_a_thread_enters_gets_its_own_socket_closed_with_the_worker(
+    ns: str,
+) -> None:
     with NetnsWorker(ns) as inside, NetnsWorker(None) as host:
         assert inside.call(lambda ipr: route_socket() is route_socket())
-        assert inside.call(lambda ipr: id(route_socket())) != host.call(
-            lambda ipr: id(route_socket())
-        )
+        ours_inside = inside.call(lambda ipr: route_socket())
+        assert ours_inside is not host.call(lambda ipr: route_socket())
+        assert not ours_inside.closed
+    assert ours_inside.closed
 
 
 def test_an_interface_made_again_is_looked_up_again_after_one_failed_write(ns: str) -> None:

@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 from pyroute2 import IPRoute
 
 from x0tta6bl4.errors import MeshError, PrivilegeError
+from x0tta6bl4.mesh.rtnetlink import close_route_sockets
 
 __all__ = [
     "NETNS_DIR",
@@ -354,6 +355,7 @@ class NetnsWorker:
                     future.set_exception(exc)
         finally:
             ipr.close()
+            close_route_sockets()
 
     def submit(self, fn: Callable[[IPRoute], T]) -> Future[T]:
         """Queue ``fn(ipr)`` to run in the namespace; returns its future."""

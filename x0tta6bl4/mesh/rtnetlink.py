@@ -29,6 +29,7 @@ __all__ = [
     "RouteEntry",
     "RouteSocket",
     "RouteWrite",
+    "close_route_sockets",
     "decode_link",
     "messages",
     "route_socket",
@@ -239,6 +240,10 @@ class RouteSocket:
                 if kind == RTM_NEWROUTE:
                     found.append(decode_route(payload))
 
+    @property
+    def closed(self) -> bool:
+        return self._sock.fileno() == -1
+
     def close(self) -> None:
         self._sock.close()
 
@@ -256,3 +261,10 @@ def route_socket() -> RouteSocket:
     if netns not in sockets:
         sockets[netns] = RouteSocket()
     return sockets[netns]
+
+
+def close_route_sockets() -> None:
+    """Close the calling thread's sockets (a thread that used :func:`route_socket`
+    calls this before it ends)."""
+    for sock in _local.__dict__.pop("sockets", {}).values():
+        sock.close()
