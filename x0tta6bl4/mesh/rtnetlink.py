@@ -1,13 +1,13 @@
 """A lean rtnetlink client for the one thing a mesh node does often: write IPv4 routes.
 
-pyroute2 spends about a millisecond of CPU on each route it writes and about 0.2 ms on
-each route it parses from a dump (measured in a namespace, 200 replaces, ``time.thread_time``).
-On a link failure every node of a 16-node mesh on two cores wrote a dozen routes at
-once, and that burst of real-time CPU starved the kernel's own work (the link's
-``linkwatch``, RCU) for tens of milliseconds.  Here the messages are packed with
-:mod:`struct`, a batch goes out in one datagram, and the kernel's acknowledgements are
-matched by sequence number: tens of microseconds a route.  Links, addresses and
-lookups stay on pyroute2.
+pyroute2 spends about 0.95 ms of CPU on each route it writes and about 0.2 ms on each
+route it parses from a dump (measured in a namespace, 200 writes, ``time.thread_time``).
+A link failure makes the nodes near it rewrite routes at once; with 16 nodes sharing two
+cores, that burst of real-time CPU starved the kernel's own work (the link change, the
+link watcher) for up to ~100 ms (docs/mesh.md, *Carrier loss at 16 nodes, traced*).
+Here the messages are packed with :mod:`struct`, a batch goes out in one datagram, and
+the kernel's acknowledgements are matched by sequence number: 0.068 ms a route, 0.025 ms
+in a batch.  Links, addresses and lookups stay on pyroute2.
 
 Errors come back as errno values per write (``0``: done) so the caller decides what a
 missing route or interface means; the socket itself raises :class:`OSError`.
@@ -39,7 +39,7 @@ RTM_NEWLINK = 16
 RTM_NEWROUTE, RTM_DELROUTE, RTM_GETROUTE = 24, 25, 26
 IFLA_IFNAME = 3
 NLMSG_ERROR, NLMSG_DONE = 2, 3
-NLM_F_REQUEST, NLM_F_MULTI, NLM_F_ACK = 0x1, 0x2, 0x4
+NLM_F_REQUEST, NLM_F_ACK = 0x1, 0x4
 NLM_F_REPLACE, NLM_F_CREATE, NLM_F_DUMP = 0x100, 0x400, 0x300
 RTA_DST, RTA_OIF, RTA_GATEWAY, RTA_PRIORITY, RTA_PREFSRC, RTA_TABLE = 1, 4, 5, 6, 7, 15
 RTN_UNICAST = 1
@@ -85,53 +85,43 @@ def _attr(kind: int, payload: bytes) -> bytes:
     return _RTATTR.pack(length, kind) + payload + b"\0" * (-length % 4)
 
 
+def _rtmsg(dst_len: int, table: int, proto: int, scope: int, kind: int) -> bytes:
+    """An IPv4 rtmsg; a table above 255 goes only in RTA_TABLE (as iproute2 sends it)."""
+    return _RTMSG.pack(
+        socket.AF_INET, dst_len, 0, 0, table if table < 256 else 0, proto, scope, kind, 0
+    )
+
+
 def encode_write(write: RouteWrite, seq: int, proto: int, table: int) -> bytes:
     """The RTM_NEWROUTE (replace or create) or RTM_DELROUTE message for ``write``.
 
     A delete names the protocol, table and metric, so it can only remove that one route
     of ours (scope NOWHERE and type 0 match any, as ``ip route del`` sends them)."""
-    attrs = _attr(RTA_DST, socket.inet_aton(write.dst)) + _attr(
-        RTA_PRIORITY, _U32.pack(write.metric)
-    )
-    attrs += _attr(RTA_TABLE, _U32.pack(table))
+    attrs = _attr(RTA_DST, socket.inet_aton(write.dst))
+    attrs += _attr(RTA_PRIORITY, _U32.pack(write.metric)) + _attr(RTA_TABLE, _U32.pack(table))
     if write.gateway is None:
         kind, flags = RTM_DELROUTE, NLM_F_REQUEST | NLM_F_ACK
-        body = _RTMSG.pack(
-            socket.AF_INET, 32, 0, 0, table if table < 256 else 0, proto, RT_SCOPE_NOWHERE, 0, 0
-        )
+        body = _rtmsg(32, table, proto, RT_SCOPE_NOWHERE, 0)
     else:
         kind = RTM_NEWROUTE
         flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE
-        body = _RTMSG.pack(
-            socket.AF_INET,
-            32,
-            0,
-            0,
-            table if table < 256 else 0,
-            proto,
-            RT_SCOPE_UNIVERSE,
-            RTN_UNICAST,
-            0,
-        )
+        body = _rtmsg(32, table, proto, RT_SCOPE_UNIVERSE, RTN_UNICAST)
         attrs += _attr(RTA_GATEWAY, socket.inet_aton(write.gateway))
         attrs += _attr(RTA_OIF, _U32.pack(write.oif))
         if write.source:
             attrs += _attr(RTA_PREFSRC, socket.inet_aton(write.source))
-    payload = body + attrs
-    return _NLMSGHDR.pack(_NLMSGHDR.size + len(payload), kind, flags, seq, 0) + payload
+    return _message(kind, flags, seq, body + attrs)
 
 
 def encode_dump(seq: int, proto: int, table: int) -> bytes:
     """An RTM_GETROUTE dump request of IPv4 routes; with strict checking the kernel
     keeps only ``proto`` in ``table`` (callers filter again: older kernels send all)."""
-    payload = _RTMSG.pack(socket.AF_INET, 0, 0, 0, table if table < 256 else 0, proto, 0, 0, 0)
-    payload += _attr(RTA_TABLE, _U32.pack(table))
-    return (
-        _NLMSGHDR.pack(
-            _NLMSGHDR.size + len(payload), RTM_GETROUTE, NLM_F_REQUEST | NLM_F_DUMP, seq, 0
-        )
-        + payload
-    )
+    payload = _rtmsg(0, table, proto, 0, 0) + _attr(RTA_TABLE, _U32.pack(table))
+    return _message(RTM_GETROUTE, NLM_F_REQUEST | NLM_F_DUMP, seq, payload)
+
+
+def _message(kind: int, flags: int, seq: int, payload: bytes) -> bytes:
+    return _NLMSGHDR.pack(_NLMSGHDR.size + len(payload), kind, flags, seq, 0) + payload
 
 
 def messages(data: bytes) -> Iterator[tuple[int, int, int, bytes]]:
@@ -214,14 +204,14 @@ class RouteSocket:
         seqs = [next(self._seq) & 0xFFFFFFFF for _ in writes]
         batch = (encode_write(w, s, proto, table) for w, s in zip(writes, seqs, strict=True))
         self._sock.send(b"".join(batch))
-        results = dict.fromkeys(seqs)
-        waiting = len(seqs)
-        while waiting:
+        batch_seqs = set(seqs)
+        codes: dict[int, int] = {}
+        while len(codes) < len(seqs):
             for kind, _flags, seq, payload in messages(self._sock.recv(_RECV_BYTES)):
-                if kind == NLMSG_ERROR and results.get(seq, 0) is None:
-                    results[seq] = -_NLMSGERR.unpack_from(payload)[0]
-                    waiting -= 1
-        return [results[s] or 0 for s in seqs]
+                # Acks of an earlier batch that timed out carry sequence numbers not asked.
+                if kind == NLMSG_ERROR and seq in batch_seqs:
+                    codes[seq] = -_NLMSGERR.unpack_from(payload)[0]
+        return [codes[s] for s in seqs]
 
     def dump(self, proto: int, table: int) -> list[RouteEntry]:
         """IPv4 routes of protocol ``proto`` in ``table``."""
@@ -231,7 +221,7 @@ class RouteSocket:
         while True:
             for kind, _flags, got, payload in messages(self._sock.recv(_RECV_BYTES)):
                 if got != seq:
-                    continue  # a late ack of an earlier, timed-out batch
+                    continue  # an ack of an earlier batch that timed out
                 if kind == NLMSG_DONE:
                     return [r for r in found if r.proto == proto and r.table == table]
                 if kind == NLMSG_ERROR:
