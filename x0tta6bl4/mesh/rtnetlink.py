@@ -135,6 +135,16 @@ def messages(data: bytes) -> Iterator[tuple[int, int, int, bytes]]:
         offset += (length + 3) & ~3
 
 
+def _attributes(payload: bytes, offset: int) -> Iterator[tuple[int, bytes]]:
+    """``(type, value)`` of each attribute from ``offset`` on (after the fixed header)."""
+    while offset + _RTATTR.size <= len(payload):
+        length, kind = _RTATTR.unpack_from(payload, offset)
+        if length < _RTATTR.size:
+            return
+        yield kind, payload[offset + _RTATTR.size : offset + length]
+        offset += (length + 3) & ~3
+
+
 def decode_route(payload: bytes) -> RouteEntry:
     """An RTM_NEWROUTE payload (rtmsg and attributes) as a :class:`RouteEntry`."""
     family, dst_len, _src, _tos, table, proto, _scope, _type, _flags = _RTMSG.unpack_from(payload)
@@ -143,12 +153,7 @@ def decode_route(payload: bytes) -> RouteEntry:
     dst = gateway = None
     oif = None
     metric = 0
-    offset = _RTMSG.size
-    while offset + _RTATTR.size <= len(payload):
-        length, kind = _RTATTR.unpack_from(payload, offset)
-        if length < _RTATTR.size:
-            break
-        value = payload[offset + _RTATTR.size : offset + length]
+    for kind, value in _attributes(payload, _RTMSG.size):
         if kind == RTA_DST:
             dst = socket.inet_ntoa(value)
         elif kind == RTA_GATEWAY:
@@ -159,7 +164,6 @@ def decode_route(payload: bytes) -> RouteEntry:
             (metric,) = _U32.unpack(value)
         elif kind == RTA_TABLE:
             (table,) = _U32.unpack(value)
-        offset += (length + 3) & ~3
     return RouteEntry(dst, dst_len, gateway, oif, metric, proto, table)
 
 
@@ -169,15 +173,9 @@ def decode_link(payload: bytes) -> tuple[str | None, int]:
     The carrier watcher needs only these two; pyroute2 parses every attribute of the
     link (statistics, address families) for about 0.5 ms a message."""
     _family, _type, _index, flags, _change = _IFINFOMSG.unpack_from(payload)
-    offset = _IFINFOMSG.size
-    while offset + _RTATTR.size <= len(payload):
-        length, kind = _RTATTR.unpack_from(payload, offset)
-        if length < _RTATTR.size:
-            break
+    for kind, value in _attributes(payload, _IFINFOMSG.size):
         if kind == IFLA_IFNAME:
-            name = payload[offset + _RTATTR.size : offset + length]
-            return name.split(b"\0", 1)[0].decode(errors="replace"), flags
-        offset += (length + 3) & ~3
+            return value.split(b"\0", 1)[0].decode(errors="replace"), flags
     return None, flags
 
 
