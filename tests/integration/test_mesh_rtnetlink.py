@@ -136,3 +136,17 @@ async def test_the_carrier_watcher_reports_down_and_up_of_its_interfaces_only(ns
         assert all(name == "va" for name, _ in seen)
     finally:
         watcher.close()
+
+
+def test_a_thousand_writes_at_once_all_land(ns: str) -> None:
+    # The kernel queues an ack per write before send() returns; 500 in one datagram
+    # overflowed the socket's receive buffer, so large changes go out in several.
+    with NetnsWorker(ns) as worker:
+        oif = json.loads(ip(ns, "-j", "link", "show", "va"))[0]["ifindex"]
+        writes = [
+            RouteWrite(f"10.200.{i // 250}.{i % 250 + 1}", 10, "10.98.0.2", oif)
+            for i in range(1000)
+        ]
+        codes = worker.call(lambda ipr: route_socket().write(writes, PROTO, TABLE))
+    assert codes == [0] * 1000
+    assert len(ours(ns)) == 1000

@@ -53,6 +53,10 @@ _RTATTR = struct.Struct("=HH")
 _NLMSGERR = struct.Struct("=i")
 _U32 = struct.Struct("=I")
 _RECV_BYTES = 1 << 17
+_BATCH = 64
+"""Writes per datagram.  The kernel queues every ack before ``send`` returns, and 500 at
+once overflowed the socket's receive buffer (ENOBUFS, acks lost) in
+``benchmarks/route_writes.py``."""
 _TIMEOUT_S = 5.0
 
 
@@ -196,9 +200,14 @@ class RouteSocket:
         self._seq = itertools.count(int.from_bytes(os.urandom(2), "little") << 8)
 
     def write(self, writes: Sequence[RouteWrite], proto: int, table: int) -> list[int]:
-        """Send ``writes`` in one datagram, in order; the errno of each (0: done)."""
-        if not writes:
-            return []
+        """Send ``writes`` in order, :data:`_BATCH` to a datagram; the errno of each (0: done)."""
+        return [
+            code
+            for start in range(0, len(writes), _BATCH)
+            for code in self._write_batch(writes[start : start + _BATCH], proto, table)
+        ]
+
+    def _write_batch(self, writes: Sequence[RouteWrite], proto: int, table: int) -> list[int]:
         seqs = [next(self._seq) & 0xFFFFFFFF for _ in writes]
         batch = (encode_write(w, s, proto, table) for w, s in zip(writes, seqs, strict=True))
         self._sock.send(b"".join(batch))
