@@ -23,8 +23,8 @@ loop); :meth:`KernelRouteSink.resync` repairs any drift (a failed write, a
 route the kernel dropped when a link went administratively down).
 ``installed`` starts from what the kernel holds, so a restarted actor adopts
 its predecessor's routes without a flush.  Route writes and dumps go through the
-lean client in :mod:`~x0tta6bl4.mesh.rtnetlink` (one batch per change, tens of
-microseconds a route); interface lookups and the foreign-route guard use pyroute2.
+lean client in :mod:`~x0tta6bl4.mesh.rtnetlink` (batched, tens of microseconds a
+route); interface lookups and the foreign-route guard use pyroute2.
 Kernel errors are translated to :class:`RouteError`, :class:`InterfaceError` or
 :class:`PrivilegeError` here.
 """

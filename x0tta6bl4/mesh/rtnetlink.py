@@ -1,13 +1,13 @@
 """A lean rtnetlink client for the one thing a mesh node does often: write IPv4 routes.
 
-pyroute2 spends about 0.95 ms of CPU on each route it writes and about 0.2 ms on each
-route it parses from a dump (measured in a namespace, 200 writes, ``time.thread_time``).
-A link failure makes the nodes near it rewrite routes at once; with 16 nodes sharing two
-cores, that burst of real-time CPU starved the kernel's own work (the link change, the
-link watcher) for up to ~100 ms (docs/mesh.md, *Carrier loss at 16 nodes, traced*).
-Here the messages are packed with :mod:`struct`, a batch goes out in one datagram, and
-the kernel's acknowledgements are matched by sequence number: 0.068 ms a route, 0.025 ms
-in a batch.  Links, addresses and lookups stay on pyroute2.
+pyroute2 spends 0.8-0.95 ms of CPU on each route it writes and 0.15-0.2 ms on each route
+it parses from a dump (``benchmarks/route_writes.py``).  A link failure makes the nodes
+near it rewrite routes at once; with 16 nodes sharing two cores, that burst of real-time
+CPU starved the kernel's own work (the link change, the link watcher) for up to ~100 ms
+(docs/mesh.md, *Carrier loss at 16 nodes, traced*).  Here the messages are packed with
+:mod:`struct`, writes go out in batches, and the kernel's acknowledgements are matched
+by sequence number: 20-50x less CPU a route.  Links, addresses and lookups stay on
+pyroute2.
 
 Errors come back as errno values per write (``0``: done) so the caller decides what a
 missing route or interface means; the socket itself raises :class:`OSError`.
